@@ -1,0 +1,68 @@
+"""Options, consoles and progress shared by the commands."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator, List, Optional
+
+import typer
+
+STEMS_ARG = typer.Argument(None, help="Stem files (WAV, AIFF or FLAC), all of one session.", show_default=False)
+BPM_OPT = typer.Option(None, "--bpm", help="Tempo in BPM. Estimated with madmom when omitted.")
+GRID_OPT = typer.Option("1/16", "--grid", help="Grid resolution: 1/4, 1/8, 1/16, 1/32, or triplets 1/8T, 1/16T.")
+SWING_OPT = typer.Option(50.0, "--swing", help="Swing in percent, 50 (straight) to 75.")
+ROLE_OPT = typer.Option(None, "--role", help="Override a stem's role, FILE=ROLE (kick, snare, hat, tom, ride, crash, perc, overhead, room, other). Repeatable.")
+JSON_OPT = typer.Option(False, "--json", help="Print only JSON on stdout, for scripts.")
+ENGINE_OPT = typer.Option("auto", "--engine", help="Hit analysis: auto (= neural), neural or classic.")
+DEVICE_OPT = typer.Option("auto", "--device", help="Model device: auto (CUDA when present), cpu or cuda.")
+FLAM_OPT = typer.Option(4.0, "--flam-threshold-ms", help="Drums of one slot further apart than this are a flam.")
+
+
+def stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def stdout_console():
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def is_tty() -> bool:
+    return sys.stderr.isatty()
+
+
+@contextmanager
+def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[str, float], None]]:
+    """Yield a ``progress(stage, fraction)`` callback drawing a rich bar on stderr when ``enabled``."""
+    if not enabled:
+        yield lambda stage, fraction: None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[stage]}"),
+                  TimeElapsedColumn(), console=stderr_console(), transient=True) as bar:
+        task = bar.add_task(label, total=1.0, stage="")
+
+        def update(stage: str, fraction: float) -> None:
+            bar.update(task, completed=max(0.0, min(1.0, fraction)), stage=stage)
+
+        yield update
+
+
+def warn(messages: List[str], quiet: bool = False) -> None:
+    if quiet:
+        return
+    console = stderr_console()
+    for m in messages:
+        console.print(f"[yellow]warning:[/] {m}", markup=True, highlight=False)
+
+
+def stems_or_fail(stems: Optional[List[Path]]) -> List[Path]:
+    if not stems:
+        raise typer.BadParameter("no stems given: name the session's audio files, e.g. kick.wav snare.wav oh_l.wav")
+    return list(stems)

@@ -1,0 +1,103 @@
+"""Rich tables for the terminal, built from the same documents ``--json`` prints."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+MAX_FLAM_ROWS = 20
+
+
+def _signed(x: float) -> str:
+    return f"{x:+.1f}"
+
+
+def print_report(console: Console, doc: dict) -> None:
+    tempo = Table(title="Tempo", title_justify="left", show_edge=False)
+    tempo.add_column("BPM", justify="right")
+    tempo.add_column("strength", justify="right")
+    tempo.add_column("")
+    chosen = doc["tempo_bpm"]
+    candidates = doc["tempo_candidates"] or [{"bpm": chosen, "strength": 1.0}]
+    for c in candidates:
+        mark = "used" if abs(c["bpm"] - chosen) / chosen < 0.03 else ""
+        tempo.add_row(f"{c['bpm']:.2f}", f"{c['strength']:.2f}", mark)
+    console.print(tempo)
+    grid = doc["grid"]
+    console.print(f"grid {grid['resolution']} at {chosen:.2f} BPM, first slot at {grid['offset_s']:.4f} s"
+                  + (f", swing {grid['swing_pct']:g} %" if grid["swing_pct"] != 50 else "")
+                  + f"; engine: {doc['engine']}\n")
+
+    timing = Table(title="Timing per close mic (ms; + late, - early; static delay removed)",
+                   title_justify="left", show_edge=False)
+    for col in ("stem", "role", "hits", "bleed rejected", "mean", "SD", "p95 |dev|", "trend ms/min", "tendency"):
+        timing.add_column(col, justify="left" if col in ("stem", "role", "tendency") else "right")
+    from ..report import ChannelStats
+
+    for ch in doc["channels"]:
+        stats = ChannelStats(**ch)
+        timing.add_row(ch["stem"], ch["role"], str(ch["n_hits"]), str(ch["n_bleed_rejected"]), _signed(ch["mean_ms"]),
+                       f"{ch['sd_ms']:.1f}", f"{ch['p95_abs_ms']:.1f}", _signed(ch["trend_ms_per_min"]), stats.tendency)
+    console.print(timing)
+    console.print()
+
+    delays = Table(title="Mic delays and polarity", title_justify="left", show_edge=False)
+    for col in ("stem", "delay ms", "polarity", "against"):
+        delays.add_column(col, justify="right" if col == "delay ms" else "left")
+    for stem, ms in doc["mic_delays_ms"].items():
+        pol = doc["mic_polarity"].get(stem, 1)
+        delays.add_row(stem, f"{ms:.2f}", "inverted" if pol < 0 else "normal", doc["mic_delay_reference"].get(stem) or "reference")
+    console.print(delays)
+    console.print()
+
+    flams = doc["flams"]
+    if not flams:
+        console.print(f"No flams ({len(doc['hits'])} hits).")
+        return
+    table = Table(title=f"Flams: {len(flams)} of {len(doc['hits'])} hits", title_justify="left", show_edge=False)
+    for col in ("time s", "slot", "spread ms", "drums (onset s)", "kind"):
+        table.add_column(col, justify="right" if col in ("time s", "slot", "spread ms") else "left")
+    for f in flams[:MAX_FLAM_ROWS]:
+        drums = ", ".join(f"{k} {v:.4f}" for k, v in f["channels"].items())
+        table.add_row(f"{f['time_s']:.3f}", str(f["slot"]), f"{f['spread_ms']:.1f}", drums,
+                      "deliberate" if f["deliberate"] else "")
+    console.print(table)
+    if len(flams) > MAX_FLAM_ROWS:
+        console.print(f"... and {len(flams) - MAX_FLAM_ROWS} more (use --json or --csv for all)")
+
+
+def print_align(console: Console, doc: dict, out_dir) -> None:
+    table = Table(title=f"Timing before -> after ({doc['n_hits']} hits, {doc['n_edits']} moved, engine {doc['engine']})",
+                  title_justify="left", show_edge=False)
+    for col in ("stem", "hits", "mean |dev| ms", "p95 |dev| ms", "max |dev| ms"):
+        table.add_column(col, justify="left" if col == "stem" else "right")
+    for stem, before in doc["before"].items():
+        after = doc["after"][stem]
+        table.add_row(stem, str(before["n_hits"]),
+                      f"{before['mean_abs_ms']:.1f} -> [bold]{after['mean_abs_ms']:.1f}[/]",
+                      f"{before['p95_abs_ms']:.1f} -> [bold]{after['p95_abs_ms']:.1f}[/]",
+                      f"{before['max_abs_ms']:.1f} -> [bold]{after['max_abs_ms']:.1f}[/]")
+    console.print(table)
+    console.print(f"tempo {doc['tempo_bpm']:.2f} BPM, first slot at {doc['grid_offset_s']:.4f} s, "
+                  f"{doc['n_flams']} flams (see flam_report.json)")
+    if doc["dry_run"]:
+        console.print("dry run: nothing written")
+    else:
+        console.print(f"wrote {len(doc['outputs'])} files to {out_dir}/")
+
+
+def print_batch(console: Console, results: list[dict]) -> None:
+    table = Table(title="Batch", title_justify="left", show_edge=False)
+    for col in ("session", "status", "BPM", "hits", "p95 before -> after ms", "detail"):
+        table.add_column(col, justify="right" if col in ("BPM", "hits") else "left")
+    for r in results:
+        if r["status"] != "ok":
+            table.add_row(r["session"], "[red]failed[/]", "", "", "", r.get("error", ""))
+            continue
+        p95_before = max((v["p95_abs_ms"] for v in r["before"].values()), default=0.0)
+        p95_after = max((v["p95_abs_ms"] for v in r["after"].values()), default=0.0)
+        table.add_row(r["session"], "[green]ok[/]", f"{r['tempo_bpm']:.2f}", str(r["n_hits"]),
+                      f"{p95_before:.1f} -> {p95_after:.1f}", f"{r['n_flams']} flams")
+    console.print(table)
+    failed = sum(r["status"] != "ok" for r in results)
+    console.print(f"{len(results) - failed} ok, {failed} failed")

@@ -1,0 +1,1 @@
+"""Shipped model weights, installed as ``beatfix._models`` (see pyproject.toml)."""
