@@ -165,8 +165,16 @@ def prepare_output_dir(out_dir: Path, inputs: Iterable[Path], *, force: bool) ->
     return out_dir
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _temp_path(final: Path) -> Path:
     fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
+    # mkstemp makes 0600 files; outputs get the usual permissions.
+    os.fchmod(fd, 0o666 & ~_umask())
     os.close(fd)
     return Path(name)
 
