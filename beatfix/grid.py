@@ -39,6 +39,12 @@ def check_bpm(bpm: float) -> float:
     return float(bpm)
 
 
+def check_swing(swing_pct: float) -> float:
+    if not math.isfinite(swing_pct) or not 50.0 <= swing_pct <= 75.0:
+        raise ParameterError(f"--swing {swing_pct:g} is out of range: use 50 (straight) to 75")
+    return float(swing_pct)
+
+
 @dataclass(frozen=True)
 class Grid:
     bpm: float
@@ -48,8 +54,7 @@ class Grid:
 
     def __post_init__(self) -> None:
         check_bpm(self.bpm)
-        if not 50.0 <= self.swing_pct <= 75.0:
-            raise ParameterError(f"swing {self.swing_pct:g} is out of range: use 50 to 75")
+        check_swing(self.swing_pct)
 
     @property
     def step_s(self) -> float:

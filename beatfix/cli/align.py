@@ -181,9 +181,10 @@ def align(
     jobs: int = typer.Option(1, "--jobs", help="Sessions processed in parallel with --batch."),
     as_json: bool = common.JSON_OPT,
 ) -> None:
-    from ..grid import check_bpm, parse_grid
+    from ..grid import check_bpm, check_swing, parse_grid
 
     parse_grid(grid)
+    check_swing(swing)
     if bpm is not None:
         check_bpm(bpm)
     check_options(strength=strength, exclude_within=exclude_within, pad_ms=pad_ms, xfade_ms=xfade_ms, jobs=jobs)

@@ -44,12 +44,13 @@ def report(
     from ..analyse import analyse_session
     from ..audio_io import load_session, write_bytes_atomic, write_text_atomic
     from ..engine import choose_engine
-    from ..grid import check_bpm, parse_grid
+    from ..grid import check_bpm, check_swing, parse_grid
     from ..report import analysis_document, hits_csv
     from ..roles import parse_role_overrides
 
     paths = common.stems_or_fail(stems)
     parse_grid(grid)
+    check_swing(swing)
     if bpm is not None:
         check_bpm(bpm)
     for out in (csv_path, plot_path):
