@@ -5,13 +5,16 @@ The score is written on a :class:`beatfix.grid.Grid`: 1/16 steps
 (``steps_per_beat = 3``) for the shuffle. Slot 0 is the first downbeat, at a
 non-zero lead-in, so the grid's phase is never 0.
 
-Timing model (all terms scale with ``spread_ms``, roughly two standard
-deviations of the timing error: 3 ms is tight, 30 ms sloppy):
+Timing model (``spread_ms`` is roughly two standard deviations of the total
+timing error: 3 ms is tight, 30 ms sloppy):
 
 * a deviation shared by all limbs on each beat (the drummer's sense of time),
 * a slow drift, an AR(1) process over beats (rushing and dragging),
-* a lean per limb and beat, and a small scatter per stroke,
-* per-drum tendencies drawn per session (snare laid back, hats pushed),
+* a lean per limb and beat, and a small scatter per stroke, each with a
+  standard deviation of at most ``limb_ms``: even a sloppy drummer hits the
+  drums of one beat only a few ms apart (bigger gaps are flams),
+* per-drum tendencies drawn per session (snare laid back, hats pushed), at
+  most ``2 * limb_ms``,
 * deliberate flams: a soft grace stroke 15-35 ms before the main stroke.
 
 A note is a ``flam`` when another note of its slot is at least
@@ -107,7 +110,7 @@ def _order(note: Note) -> tuple[float, str]:
 
 def perform(rng: np.random.Generator, *, style: str, bpm: float, duration_s: float, spread_ms: float,
             sample_rate: int, drums: Collection[str], lead_in_s: float | None = None,
-            flam_rate: float = 0.05, tail_s: float = 0.6) -> Performance:
+            flam_rate: float = 0.05, tail_s: float = 0.6, limb_ms: float = 1.5) -> Performance:
     """Write and play a groove of ``style`` lasting up to ``duration_s - tail_s``.
 
     ``drums`` limits the kit pieces used (the kit's drums, minus toms not set up).
@@ -131,7 +134,7 @@ def perform(rng: np.random.Generator, *, style: str, bpm: float, duration_s: flo
     slot_times = grid.slot_time(np.array([e.slot for e in events]))
     keep = slot_times <= end_s
     events = [e for e, k in zip(events, keep) if k]
-    notes = _humanize(rng, events, grid, spread_ms, sample_rate)
+    notes = _humanize(rng, events, grid, spread_ms, sample_rate, limb_ms)
     return Performance(notes=tuple(notes), grid=grid, style=style, n_bars=n_bars,
                        spread_ms=float(spread_ms), sample_rate=int(sample_rate))
 
@@ -265,24 +268,29 @@ def _limb(drum: str, slot: int) -> str:
 
 
 def _humanize(rng: np.random.Generator, events: list[_Event], grid: Grid, spread_ms: float,
-              sample_rate: int) -> list[Note]:
+              sample_rate: int, limb_ms: float = 1.5) -> list[Note]:
     sigma_s = spread_ms / 2000.0
+    # Limb terms are small in absolute terms; the shared terms carry the rest of the variance.
+    limb_sigma = min(limb_ms / 1000.0, sigma_s * math.sqrt(0.2))
+    shared_sigma = math.sqrt(max(0.0, sigma_s * sigma_s - 2.0 * limb_sigma * limb_sigma))
     spb = int(grid.steps_per_beat)
     n_beats = max(e.slot for e in events) // spb + 2 if events else 1
-    per_beat = rng.normal(0.0, sigma_s * math.sqrt(0.35), n_beats)
+    per_beat = rng.normal(0.0, shared_sigma * math.sqrt(0.58), n_beats)
     corr = math.exp(-1.0 / rng.uniform(8.0, 32.0))  # drift correlation over beats
     drift = np.empty(n_beats)
     drift[0] = rng.normal()
     for b in range(1, n_beats):
         drift[b] = corr * drift[b - 1] + math.sqrt(1 - corr * corr) * rng.normal()
-    drift *= sigma_s * math.sqrt(0.25)
+    drift *= shared_sigma * math.sqrt(0.42)
+    cap_s = 2.0 * limb_ms / 1000.0
     tendency = {"snare": rng.uniform(0.1, 0.5), "hat": -rng.uniform(0.0, 0.4), "kick": rng.uniform(-0.2, 0.2)}
+    tendency = {k: float(np.clip(v * sigma_s, -cap_s, cap_s)) for k, v in tendency.items()}
     tendency["hat_open"] = tendency["ride"] = tendency["hat"]
     # Each limb has its own lean on each beat (a hand rushing while the foot holds),
     # plus the stroke-to-stroke scatter of that limb.
     limbs = ("right_hand", "left_hand", "right_foot")
-    per_limb_beat = {limb: rng.normal(0.0, sigma_s * math.sqrt(0.2), n_beats) for limb in limbs}
-    stroke_sigma = sigma_s * math.sqrt(0.2)
+    per_limb_beat = {limb: rng.normal(0.0, limb_sigma, n_beats) for limb in limbs}
+    stroke_sigma = limb_sigma
     # A limb can't move a stroke past its neighbours: keep timing errors inside half a step.
     limit_s = 0.45 * grid.step_s
     grid_times = grid.slot_time(np.array([e.slot for e in events]))
@@ -295,7 +303,7 @@ def _humanize(rng: np.random.Generator, events: list[_Event], grid: Grid, spread
         b0 = int(beat)
         drift_s = drift[b0] + (drift[min(b0 + 1, n_beats - 1)] - drift[b0]) * (beat - b0)
         limb = per_limb_beat[_limb(e.drum, e.slot)][b0]
-        dev = per_beat[b0] + drift_s + limb + rng.normal(0.0, stroke_sigma) + tendency.get(e.drum, 0.0) * sigma_s
+        dev = per_beat[b0] + drift_s + limb + rng.normal(0.0, stroke_sigma) + tendency.get(e.drum, 0.0)
         t = float(t_grid) + float(np.clip(dev, -limit_s, limit_s))
         mains[(e.slot, e.drum)] = t
         notes.append(_note(e, float(t_grid), t, sample_rate, rng))

@@ -71,6 +71,7 @@ class SessionSpec:
     style: str = "rock"
     duration_s: float = 20.0
     spread_ms: float = 10.0  # about two standard deviations of the timing error
+    limb_ms: float = 1.5  # at most this SD for each limb's own deviation: drums of a beat are a few ms apart
     kit: str = "procedural"
     n_channels: int = 8  # target; the setup gets as close as the kit's drums allow
     overheads_stereo_file: bool = False  # one stereo "overheads" stem instead of oh_l + oh_r
@@ -94,6 +95,8 @@ class SessionSpec:
             raise ParameterError(f"{self.n_toms} toms is out of range: use 0 to 3")
         if not (math.isfinite(self.spread_ms) and 0.0 <= self.spread_ms <= 100.0):
             raise ParameterError(f"spread {self.spread_ms:g} ms is out of range: use 0 to 100")
+        if not (math.isfinite(self.limb_ms) and 0.0 <= self.limb_ms <= 30.0):
+            raise ParameterError(f"limb spread {self.limb_ms:g} ms is out of range: use 0 to 30")
         if not 0.0 <= self.flam_rate <= 1.0:
             raise ParameterError(f"flam rate {self.flam_rate:g} is out of range: use 0 to 1")
         if self.lead_in_s is not None and not 0.0 <= self.lead_in_s < self.duration_s - 1.0:
@@ -166,7 +169,8 @@ def _plan(spec: SessionSpec, kit: Kit) -> _Plan:
     drums = [d for d in kit.drums if d not in TOMS or d in keep]
     performance = perform(np.random.default_rng([spec.seed, 1]), style=spec.style, bpm=spec.bpm,
                           duration_s=spec.duration_s, spread_ms=spec.spread_ms, sample_rate=spec.sample_rate,
-                          drums=drums, lead_in_s=spec.lead_in_s, flam_rate=spec.flam_rate)
+                          drums=drums, lead_in_s=spec.lead_in_s, flam_rate=spec.flam_rate,
+                          limb_ms=spec.limb_ms)
     mics = random_mics(np.random.default_rng([spec.seed, 2]), drums=performance.drums,
                        sample_rate=spec.sample_rate, n_channels=spec.n_channels,
                        overheads_stereo_file=spec.overheads_stereo_file, room_stereo=spec.room_stereo,
@@ -282,7 +286,7 @@ def _truth(spec: SessionSpec, kit: Kit, plan: _Plan, norm_db: Mapping[str, float
         "version": TRUTH_VERSION, "ideal": ideal, "seed": spec.seed, "sample_rate": sr, "n_samples": n_samples,
         "duration_s": n_samples / sr, "bpm": grid.bpm, "steps_per_beat": int(grid.steps_per_beat),
         "beats_per_bar": BEATS_PER_BAR, "grid_offset_s": grid.offset_s, "swing_pct": grid.swing_pct,
-        "style": spec.style, "spread_ms": spec.spread_ms, "kit": kit.name,
+        "style": spec.style, "spread_ms": spec.spread_ms, "limb_ms": spec.limb_ms, "kit": kit.name,
         "n_channels": plan.mics.n_channels, "spec": asdict(spec), "hits": hits, "channels": channels,
     }
 
