@@ -113,6 +113,7 @@ class Flam:
     spread_ms: float
     channels: Mapping[str, float]  # stem name -> onset_s
     deliberate: bool = False
+    grace_onsets: Mapping[str, float] = field(default_factory=dict)  # deliberate: stem -> its grace note's onset_s
 
 
 @dataclass(frozen=True)

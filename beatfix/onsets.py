@@ -1,0 +1,309 @@
+"""Onset candidates on the close mics, refined to sample accuracy, with the features a judge needs.
+
+madmom's CNN finds *where* something starts to within a 10 ms frame and is
+very sensitive (soft ghost notes and bleed alike), so it is run with a
+generous threshold and every peak is then refined on the stem's own samples:
+
+1. the stem is high-passed into nested bands (from 200 Hz, 1 kHz and 4 kHz;
+   causal filters, so nothing moves earlier): the stick's broadband click
+   dominates, the slow low end of earlier strokes fades out of the way;
+2. around the peak, every local maximum of the energy ratio just after / just
+   before a point (STA/LTA, the largest over the bands) is a possible attack.
+   The peak's attack is the one adding the most energy among the clear rises,
+   moved back to the earliest point of its build-up (a drum's body keeps
+   growing for ms after the stick lands); a clearly separate, softer attack
+   7-45 ms before it (a grace note the network merged) becomes a candidate too;
+3. an AIC change-point picker on the samples around that point finds the
+   first sample of the rise.
+
+Two network peaks refining to one attack, or to an attack and its build-up,
+give one candidate. Nothing here decides what is bleed: that is the judge's
+job (:mod:`beatfix.hits`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from .errors import InputError
+from .types import Onset, Session, Stem
+
+ACTIVATION_THRESHOLD = 0.05  # generous: the judge, not the detector, throws out bleed
+COMBINE_S = 0.008  # madmom merges activation peaks closer than this
+DETECT_HIGHPASS_HZ = (200.0, 1000.0, 4000.0)  # nested bands: body, stick, air
+SEARCH_BEFORE_MS = 30.0  # CNN peaks land up to ~1.5 frames either side of the attack
+SEARCH_AFTER_MS = 25.0
+POST_MS = 1.5  # STA window: the attack itself
+PRE_MS = 8.0  # LTA window: what was sounding before
+MIN_RISE_DB = 4.0  # an attack must stand this far above what was sounding before
+CLEAR_RISE_DB = 8.0  # ...and when one rises this far, weaker rises around it are not attacks
+BUILD_UP_MS = 15.0  # an attack's energy may keep growing this long after it starts
+BUILD_UP_DB = 10.0
+BUILD_UP_RISE_SHARE = 0.5  # ...and the start rises at least this share (in dB) of the sharpest rise there
+GRACE_GAP_MS = (7.0, 45.0)  # a separate earlier attack this far before the main one is kept too
+GRACE_MIN_RISE_DB = 12.0
+GRACE_MAX_BELOW_DB = 24.0  # ...unless it is this much softer than the main attack
+AIC_BEFORE_MS = 5.0
+AIC_AFTER_MS = 1.5
+ABOVE_FLOOR_DB = 12.0  # an attack adds at least this much over the stem's quiet level
+ABSOLUTE_FLOOR_DB = -100.0
+MERGE_MS = 2.0  # refined candidates closer than this are one attack
+ATTACK_MS = 10.0  # level_db and rise time are measured over this much of the attack
+SPECTRUM_MS = 20.0
+PRE_LEVEL_MS = (20.0, 1.0)  # pre-onset level: from 20 ms to 1 ms before the onset
+NEW_ENERGY_MARGIN = 2.0  # band energy after must exceed this times the energy before to count as new
+BAND_EDGES_HZ = (30.0, 90.0, 180.0, 360.0, 720.0, 1440.0, 2880.0, 5760.0, 11520.0, 20000.0)
+FLOOR_DB = -140.0
+
+
+@dataclass(frozen=True)
+class Candidate(Onset):
+    """A possible attack on one close mic, in that stem's own time: an Onset with the features a judge needs.
+
+    Being an :class:`Onset`, a candidate can be handed to any judge as is (a judge
+    returns onsets with ``confidence`` set, e.g. through ``dataclasses.replace``).
+    ``time_s`` is the refined first sample of the attack; ``level_db`` the peak
+    |x| over its first ATTACK_MS.
+    """
+
+    coarse_s: float = 0.0  # the madmom activation peak it was refined from
+    activation: float = 0.0  # onset network activation at that peak, 0..1
+    pre_level_db: float = FLOOR_DB  # RMS just before the onset (PRE_LEVEL_MS), dBFS
+    rise_db: float = 0.0  # high-passed energy just after vs just before the onset
+    rise_time_ms: float = 0.0  # onset to peak |x|
+    centroid_hz: float = 0.0  # centroid of the new energy over SPECTRUM_MS, from the band centres
+    band_db: tuple[float, ...] = ()  # new energy per BAND_EDGES_HZ band, dB mean square (NEW_ENERGY_MARGIN)
+    grace: bool = False  # split off a louder attack right after it, not a network peak of its own
+
+    @property
+    def added_db(self) -> float:
+        """Total new energy of the attack, dB mean square (what it adds to what was ringing)."""
+        return float(_db(np.sum(np.power(10.0, np.asarray(self.band_db) / 10.0)))) if self.band_db else FLOOR_DB
+
+
+def _db(power):
+    return 10.0 * np.log10(np.maximum(power, 10 ** (FLOOR_DB / 10)))
+
+
+class _StemSignal:
+    """A stem's mono samples, nested high-passed copies and the running sums the refiner needs."""
+
+    def __init__(self, stem: Stem):
+        from scipy import signal as sps  # ~1 s to import: only when there is audio to analyse
+
+        self.sr = stem.sample_rate
+        self.x = stem.mono().astype(np.float64)
+        self.bands, self.cums, self.min_added_db = [], [], []
+        frame = self.ms(5.0)
+        for hz in DETECT_HIGHPASS_HZ:
+            sos = sps.butter(2, min(hz, 0.4 * self.sr), "highpass", fs=self.sr, output="sos")
+            y = sps.sosfilt(sos, self.x)  # causal: an onset never moves earlier
+            self.bands.append(y)
+            self.cums.append(np.concatenate([[0.0], np.cumsum(y * y)]))
+            frames = y[: len(y) // frame * frame].reshape(-1, frame)
+            quiet = np.percentile(np.mean(frames * frames, axis=1), 10) if len(frames) else 0.0
+            # attacks must clear the stem's own quiet level (hiss, hum, distant wash)
+            self.min_added_db.append(max(float(_db(quiet)) + ABOVE_FLOOR_DB, ABSOLUTE_FLOOR_DB))
+        self.n = len(self.x)
+
+    def ms(self, value_ms: float) -> int:
+        return max(1, int(round(value_ms * self.sr / 1000.0)))
+
+    def mean_energy(self, band: int, start: np.ndarray, length: int) -> np.ndarray:
+        start = np.clip(start, 0, self.n - length)
+        return (self.cums[band][start + length] - self.cums[band][start]) / length
+
+
+def _attack_points(sig: _StemSignal, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Sample indices in [lo, hi) where an attack starts: local maxima of the STA/LTA ratio.
+
+    The ratio is taken in nested high-passed bands and the largest counts: a
+    stick's broadband click still rises in the top band when a drum's own
+    ringing body, beating with the new stroke, hides it lower down.
+    Returns (indices, rise dB, added level dB, band). The added level (energy
+    after minus energy before) ranks attacks: a loud stroke over a soft grace
+    note, a fresh attack over a wobble in the tail of an earlier, louder one.
+    """
+    post, pre = sig.ms(POST_MS), sig.ms(PRE_MS)
+    lo, hi = max(lo, pre), min(hi, sig.n - post)
+    if hi - lo < 3:
+        return np.zeros(0, int), np.zeros(0), np.zeros(0), np.zeros(0, int)
+    n = np.arange(lo, hi)
+    ratios, levels = [], []
+    for band in range(len(sig.bands)):
+        after = sig.mean_energy(band, n, post)
+        before = sig.mean_energy(band, n - pre, pre)
+        level = _db(after - before)
+        ratio = np.where(level >= sig.min_added_db[band], _db(after) - _db(before), -np.inf)
+        ratios.append(ratio)
+        levels.append(level)
+    ratios, levels = np.array(ratios), np.array(levels)
+    which = np.argmax(ratios, axis=0)
+    ratio = ratios[which, np.arange(len(n))]
+    level = levels.max(axis=0)
+    # local maxima over +-1.5 ms: one point per attack
+    half = sig.ms(1.5)
+    padded = np.pad(ratio, half, constant_values=-np.inf)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1)
+    idx = np.flatnonzero((ratio >= windows.max(axis=1)) & (ratio >= MIN_RISE_DB))
+    return n[idx], ratio[idx], level[idx], which[idx]
+
+
+def _aic_onset(y: np.ndarray, lo: int, hi: int) -> int:
+    """First sample of the change from 'before' to 'attack' variance in y[lo:hi] (AIC picker)."""
+    lo, hi = max(lo, 0), min(hi, len(y))
+    seg = y[lo:hi]
+    n = len(seg)
+    if n < 8:
+        return lo
+    energy = seg * seg
+    head = np.cumsum(energy)
+    k = np.arange(2, n - 2)
+    var_before = head[k - 1] / k
+    var_after = (head[-1] - head[k - 1]) / (n - k)
+    tiny = 1e-30
+    aic = k * np.log(var_before + tiny) + (n - k - 1) * np.log(var_after + tiny)
+    return lo + int(k[np.argmin(aic)])
+
+
+class _Attack(NamedTuple):
+    onset: int  # sample
+    rise_db: float
+    added_db: float
+    grace: bool
+    coarse_s: float = 0.0
+    activation: float = 0.0
+
+
+def _refine(sig: _StemSignal, coarse_s: float) -> list[_Attack]:
+    """The attack behind one activation peak (and a grace note the network merged into it)."""
+    centre = int(round(coarse_s * sig.sr))
+    points, rises, levels, bands = _attack_points(
+        sig, centre - sig.ms(SEARCH_BEFORE_MS), centre + sig.ms(SEARCH_AFTER_MS))
+    if len(points) == 0:
+        return []
+    # The added level keeps growing for a few ms as a drum's body builds up, so
+    # the loudest point is often late: the attack started at the earliest point
+    # shortly before it that already added comparable energy.
+    # A wobble in a ringing body rises a few dB; a real start rises a good share
+    # of the sharpest rise around.
+    clear = np.flatnonzero(rises >= CLEAR_RISE_DB)  # a few-dB wobble never outranks a clear attack
+    pool = clear if clear.size else np.arange(len(points))
+    loudest = int(pool[np.argmax(levels[pool])])
+    build_up = sig.ms(BUILD_UP_MS)
+    near = [i for i in range(len(points))
+            if 0 <= points[loudest] - points[i] <= build_up and levels[i] >= levels[loudest] - BUILD_UP_DB]
+    sharpest = max(rises[i] for i in near)
+    main = min(i for i in near if rises[i] >= BUILD_UP_RISE_SHARE * sharpest)
+    found = [(main, False)]
+    gap_lo, gap_hi = sig.ms(GRACE_GAP_MS[0]), sig.ms(GRACE_GAP_MS[1])
+    earlier = [i for i in range(len(points))
+               if gap_lo <= points[main] - points[i] <= gap_hi
+               and rises[i] >= GRACE_MIN_RISE_DB and levels[i] >= levels[main] - GRACE_MAX_BELOW_DB]
+    if earlier:
+        found.append((max(earlier, key=lambda i: levels[i]), True))
+    out = []
+    for i, grace in found:
+        p = int(points[i])
+        onset = _aic_onset(sig.bands[bands[i]], p - sig.ms(AIC_BEFORE_MS), p + sig.ms(AIC_AFTER_MS))
+        out.append(_Attack(onset, float(rises[i]), float(levels[i]), grace))
+    return out
+
+
+def _band_powers(seg: np.ndarray, sr: int, n_fft: int) -> tuple[np.ndarray, np.ndarray]:
+    """Power spectrum scaled so that its sum is the segment's mean square (a sine at 1.0 sums to 0.5)."""
+    window = np.hanning(len(seg))
+    spec = np.abs(np.fft.rfft(seg * window, n_fft)) ** 2 * (2.0 / (n_fft * np.sum(window**2)))
+    spec[0] /= 2.0
+    return spec, np.fft.rfftfreq(n_fft, 1.0 / sr)
+
+
+def _features(sig: _StemSignal, name: str, attack: _Attack) -> Candidate:
+    sr, x, onset = sig.sr, sig.x, attack.onset
+    head = x[onset : onset + sig.ms(ATTACK_MS)]
+    peak_at = int(np.argmax(np.abs(head))) if len(head) else 0
+    level_db = float(_db(np.max(head * head))) if len(head) else FLOOR_DB
+    a, b = onset - sig.ms(PRE_LEVEL_MS[0]), onset - sig.ms(PRE_LEVEL_MS[1])
+    pre = x[max(a, 0) : max(b, 0)]
+    pre_level_db = float(_db(np.mean(pre * pre))) if len(pre) else FLOOR_DB
+    # New energy per band: the attack's spectrum minus whatever was already ringing.
+    m = sig.ms(SPECTRUM_MS)
+    n_fft = 1 << int(np.ceil(np.log2(max(m, 64))))
+    after = x[onset : onset + m]
+    before = x[max(onset - m, 0) : onset]
+    after = np.pad(after, (0, m - len(after)))
+    before = np.pad(before, (m - len(before), 0))
+    spec_after, freqs = _band_powers(after, sr, n_fft)
+    spec_before, _ = _band_powers(before, sr, n_fft)
+    # Subtracted per band, not per bin (a ringing decay's periodogram fluctuates
+    # bin by bin), and only what doubles a band counts: a decaying tone's energy
+    # in a short window swings with its phase and with what beats against it.
+    edges = np.asarray(BAND_EDGES_HZ)
+    bands = [(freqs >= lo) & (freqs < hi) for lo, hi in zip(edges[:-1], edges[1:])]
+    new = np.array([max(spec_after[b].sum() - NEW_ENERGY_MARGIN * spec_before[b].sum(), 0.0) for b in bands])
+    centres = np.sqrt(edges[:-1] * edges[1:])
+    centroid = float((centres * new).sum() / new.sum()) if new.sum() > 0 else 0.0
+    band_db = tuple(float(v) for v in _db(new))
+    return Candidate(
+        stem=name, time_s=onset / sr, level_db=level_db, coarse_s=attack.coarse_s,
+        activation=attack.activation, pre_level_db=pre_level_db, rise_db=attack.rise_db,
+        rise_time_ms=peak_at * 1000.0 / sr, centroid_hz=centroid, band_db=band_db, grace=attack.grace,
+    )
+
+
+def stem_candidates(stem: Stem, activation: np.ndarray, fps: float) -> list[Candidate]:
+    """Refined candidates of one close mic from its onset activation (``fps`` frames per second)."""
+    from . import madmom_adapter
+
+    if not np.any(stem.audio):
+        return []  # digital silence: nothing to find, and nothing to divide by
+    sig = _StemSignal(stem)
+    peaks = madmom_adapter.pick_onset_peaks(activation, threshold=ACTIVATION_THRESHOLD, combine_s=COMBINE_S)
+    found: list[_Attack] = []
+    for coarse_s in peaks:
+        act = float(activation[min(int(round(coarse_s * fps)), len(activation) - 1)])
+        found += [a._replace(coarse_s=float(coarse_s), activation=act) for a in _refine(sig, coarse_s)]
+    # Two peaks may refine to one attack, or one to its start and one to its
+    # build-up a few ms later: keep one per attack, unless the later one is a
+    # much louder stroke (the main note after a grace note).
+    found.sort(key=lambda a: (a.onset, a.grace))
+    kept: list[_Attack] = []
+    merge, build_up = sig.ms(MERGE_MS), sig.ms(BUILD_UP_MS)
+    for attack in found:
+        if kept:
+            last = kept[-1]
+            gap = attack.onset - last.onset
+            if gap < merge:
+                if last.grace and not attack.grace:
+                    kept[-1] = attack  # a network peak outranks a split-off point
+                continue
+            if gap <= build_up and attack.added_db < last.added_db + BUILD_UP_DB:
+                continue
+        kept.append(attack)
+    return [_features(sig, stem.name, a) for a in kept]
+
+
+def detect_candidates(session: Session, *, progress: Callable[[str, float], None] | None = None
+                      ) -> dict[str, list[Candidate]]:
+    """Onset candidates of every close mic: stem name -> candidates sorted by time."""
+    from . import madmom_adapter
+
+    close = session.close_stems
+    if not close:
+        raise InputError("no close mic in the session (kick, snare, hat, tom...): "
+                         "name the files by drum or use --role FILE=ROLE")
+    out: dict[str, list[Candidate]] = {}
+    for i, stem in enumerate(close):
+        if progress:
+            progress("onsets", i / len(close))
+        if not np.any(stem.audio):
+            out[stem.name] = []
+            continue
+        (activation,) = madmom_adapter.onset_activations([stem.mono()], stem.sample_rate)
+        out[stem.name] = stem_candidates(stem, activation, madmom_adapter.ONSET_FPS)
+    if progress:
+        progress("onsets", 1.0)
+    return out
