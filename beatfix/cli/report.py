@@ -63,10 +63,6 @@ def report(
     with common.progress_bar("analysing", enabled=common.is_tty() and not as_json) as progress:
         analysis = analyse_session(session, bpm=bpm, grid=grid, swing_pct=swing,
                                    flam_threshold_ms=flam_threshold_ms, judge=choice.judge, progress=progress)
-    if choice.name == "neural":
-        from dataclasses import replace
-
-        analysis = replace(analysis, engine="neural")
     doc = analysis_document(analysis, session, grid_spec=grid)
     if csv_path is not None:
         write_text_atomic(csv_path, hits_csv(analysis, [s.name for s in session.close_stems]))
