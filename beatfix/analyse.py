@@ -8,6 +8,7 @@ module is cheap.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -79,12 +80,17 @@ def _check(bpm, grid: str, swing_pct: float, flam_threshold_ms: float) -> float:
 
 def analyse_session(session: Session, *, bpm: float | None = None, grid: str = "1/16", swing_pct: float = 50.0,
                     flam_threshold_ms: float = 4.0, judge: Judge | None = None,
-                    progress: Progress | None = None) -> Analysis:
+                    grid_offset_s: float | None = None, progress: Progress | None = None) -> Analysis:
     """Analyse a session: onsets, mic delays, bleed, tempo, grid, hits and flams.
 
     ``judge(candidates, session, delays) -> (accepted, rejected)`` replaces the
-    classic bleed judge; ``progress(stage, fraction)`` is told how far it got.
+    classic bleed judge; a judge with an ``assign_slots(times_s, grid)`` method
+    also decides grid slots. ``grid_offset_s`` pins the grid's phase (the time
+    of a slot, e.g. bar 1 of the DAW session) instead of fitting it to the
+    playing. ``progress(stage, fraction)`` is told how far it got.
     """
+    if grid_offset_s is not None and not math.isfinite(grid_offset_s):
+        raise ParameterError(f"--grid-offset {grid_offset_s:g}: use a finite time in seconds")
     steps = _check(bpm, grid, swing_pct, flam_threshold_ms)
     if not session.close_stems:
         raise InputError("no close mic in the session (kick, snare, hat, tom...): "
@@ -113,10 +119,13 @@ def analyse_session(session: Session, *, bpm: float | None = None, grid: str = "
     accents = weights * np.array([1.0 if roles[o.stem] in BEAT_ROLES else OFFBEAT_ACCENT for o in accepted])
     fitted = fit_grid(times, weights, bpm=tempo_candidates[0].bpm, steps_per_beat=steps, swing_pct=swing_pct,
                       fixed_bpm=bpm is not None, accents=accents)
+    if grid_offset_s is not None:
+        fitted = replace(fitted, offset_s=float(grid_offset_s))
     tell("tempo", 1.0)
 
     tell("hits", 0.0)
-    slots = assign_slots(times, fitted)
+    judge_slots = getattr(judge, "assign_slots", None)
+    slots = judge_slots(times, fitted) if judge_slots is not None else assign_slots(times, fitted)
     hits, _ = group_hits(accepted, slots, fitted, delay_s)
     flams = find_flams(hits, accepted, drum_of(delays, session), threshold_ms=flam_threshold_ms)
     tell("hits", 1.0)

@@ -17,6 +17,7 @@ from . import __version__
 from .types import Analysis, Session
 
 JSON_SCHEMA_VERSION = 1
+TREND_MIN_SPAN_S = 20.0  # a drift slope from a few seconds of playing is noise
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ def channel_stats(analysis: Analysis, session: Session) -> list[ChannelStats]:
         else:
             mean = sd = p95 = 0.0
         trend = 0.0
-        if devs.size >= 4 and np.ptp(times) > 1.0:
+        if devs.size >= 8 and np.ptp(times) >= TREND_MIN_SPAN_S:
             trend = float(np.polyfit(times / 60.0, devs, 1)[0])
         out.append(ChannelStats(stem.name, stem.role, int(devs.size), rejected.get(stem.name, 0),
                                 mean, sd, p95, trend))

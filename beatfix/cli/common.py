@@ -17,6 +17,8 @@ ROLE_OPT = typer.Option(None, "--role", help="Override a stem's role, FILE=ROLE 
 JSON_OPT = typer.Option(False, "--json", help="Print only JSON on stdout, for scripts.")
 ENGINE_OPT = typer.Option("auto", "--engine", help="Hit analysis: auto (= neural), neural or classic.")
 DEVICE_OPT = typer.Option("auto", "--device", help="Model device: auto (CUDA when present), cpu or cuda.")
+OFFSET_OPT = typer.Option(None, "--grid-offset", help="Pin the grid: time in seconds of any grid slot, e.g. bar 1 of your DAW session. Fitted to the playing when omitted.")
+MODEL_OPT = typer.Option(None, "--model", help="A model folder from `beatfix train` (default: the shipped beatfix-hit-v1).")
 FLAM_OPT = typer.Option(4.0, "--flam-threshold-ms", help="Drums of one slot further apart than this are a flam.")
 
 

@@ -34,8 +34,10 @@ def report(
     grid: str = common.GRID_OPT,
     swing: float = common.SWING_OPT,
     role: Optional[List[str]] = common.ROLE_OPT,
+    grid_offset: Optional[float] = common.OFFSET_OPT,
     engine: str = common.ENGINE_OPT,
     device: str = common.DEVICE_OPT,
+    model: Optional[Path] = common.MODEL_OPT,
     flam_threshold_ms: float = common.FLAM_OPT,
     as_json: bool = common.JSON_OPT,
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write one row per hit to this CSV file."),
@@ -58,11 +60,12 @@ def report(
             raise typer.BadParameter(f"{out} is an input file")
     session, warnings = load_session(paths, roles=parse_role_overrides(role))
     common.warn(warnings, quiet=as_json)
-    choice = choose_engine(engine, device)
+    choice = choose_engine(engine, device, model_path=model)
     common.warn(list(choice.notes), quiet=as_json)
     with common.progress_bar("analysing", enabled=common.is_tty() and not as_json) as progress:
         analysis = analyse_session(session, bpm=bpm, grid=grid, swing_pct=swing,
-                                   flam_threshold_ms=flam_threshold_ms, judge=choice.judge, progress=progress)
+                                   flam_threshold_ms=flam_threshold_ms, judge=choice.judge,
+                                   grid_offset_s=grid_offset, progress=progress)
     doc = analysis_document(analysis, session, grid_spec=grid)
     if csv_path is not None:
         write_text_atomic(csv_path, hits_csv(analysis, [s.name for s in session.close_stems]))

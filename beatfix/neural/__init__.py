@@ -1,0 +1,7 @@
+"""The neural hit model: bleed vs own drum, onset correction and grid slot for every candidate.
+
+Modules: :mod:`.features` (numpy inputs), :mod:`.net` (the torch module),
+:mod:`.weights` (versioned model folders, sha256, devices), :mod:`.judge`
+(drop-in for the classic judge), :mod:`.dataset` and :mod:`.train`
+(training on synthetic sessions). Importing this package does not import torch.
+"""
