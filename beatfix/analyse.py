@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .bleed import reject_bleed
 from .delays import drum_of, measure_delays
 from .errors import InputError, ParameterError
 from .flams import find_flams
@@ -101,6 +102,8 @@ def analyse_session(session: Session, *, bpm: float | None = None, grid: str = "
     flat = sorted((c for cands in candidates.values() for c in cands), key=lambda o: (o.time_s, o.stem))
     tell("judge", 0.0)
     accepted, rejected = (judge or classic_judge)(flat, session, delays)
+    # whichever judge ran: onsets on another drum's bleed line are bleed (see beatfix.bleed)
+    accepted, rejected = reject_bleed(accepted, rejected, session, delays, candidates=candidates)
     close = {s.name for s in session.close_stems}
     accepted = sorted((_plain(o) for o in accepted if o.stem in close), key=lambda o: (o.time_s, o.stem))
     rejected = sorted((_plain(o) for o in rejected if o.stem in close), key=lambda o: (o.time_s, o.stem))

@@ -49,7 +49,9 @@ def test_report_json_schema(run_cli, small_session):
     assert doc["tempo_bpm"] == pytest.approx(truth["bpm"])
     step_s = 60.0 / truth["bpm"] / truth["steps_per_beat"]
     phase_error_s = (doc["grid_offset_s"] - truth["grid_offset_s"] + step_s / 2) % step_s - step_s / 2
-    assert abs(phase_error_s) < 0.005  # the fitted phase follows the player's average feel
+    # The fitted phase follows the player's average feel, which no editor can tell from the click.
+    feel_s = float(np.median([h["performed_time_s"] - h["grid_time_s"] for h in truth["hits"]]))
+    assert abs(phase_error_s - feel_s) < 0.0025
     names = {p.stem for p in _stems(folder)}
     assert set(doc["mic_delays_ms"]) == names
     assert doc["hits"], "no hits found"
@@ -221,3 +223,38 @@ def test_silent_stem_passes_through(run_cli, small_session, tmp_path):
     r = run_cli("align", *_stems(src), "--bpm", truth["bpm"], "-o", out, "--engine", "classic")
     assert r.exit_code == 0, r.stderr
     assert not sf.read(str(out / "tom9.wav"))[0].any()
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory):
+    from beatfix.neural.weights import tiny_model
+
+    return tiny_model(tmp_path_factory.mktemp("models") / "tiny", seed=1)
+
+
+def test_neural_engine_end_to_end_with_a_tiny_model(run_cli, small_session, tmp_path, tiny_model_dir):
+    folder, truth = small_session
+    out = tmp_path / "fixed"
+    r = run_cli("align", *_stems(folder), "--bpm", truth["bpm"], "-o", out, "--model", tiny_model_dir,
+                "--device", "cpu", "--json")
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["engine"] == "neural" and doc["device"] == "cpu"
+    assert all(sf.info(str(out / p.name)).frames == sf.info(str(p)).frames for p in _stems(folder))
+
+
+def test_model_errors_are_one_line(run_cli, small_session, tmp_path, tiny_model_dir):
+    folder, truth = small_session
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model_dir, broken)
+    weights = broken / "weights.pt"
+    weights.write_bytes(weights.read_bytes()[:-10] + b"0123456789")
+    r = run_cli("report", *_stems(folder), "--bpm", truth["bpm"], "--model", broken)
+    _assert_clean_error(r, 1, "checksum")
+    r = run_cli("report", *_stems(folder), "--bpm", truth["bpm"], "--model", tmp_path / "nowhere")
+    _assert_clean_error(r, 1)
+    import torch
+
+    if not torch.cuda.is_available():
+        r = run_cli("report", *_stems(folder), "--bpm", truth["bpm"], "--device", "cuda")
+        _assert_clean_error(r, 1, "cuda")
