@@ -20,7 +20,7 @@ from .flams import find_flams
 from .grid import Grid, check_bpm, parse_grid
 from .hits import classic_judge, group_hits
 from .onsets import detect_candidates
-from .tempo import assign_slots, estimate_tempo, fit_grid, prefer_backbeat
+from .tempo import assign_slots, estimate_tempo, fit_grid, prefer_backbeat, prefer_grid_fit
 from .types import Analysis, MicDelay, Onset, Session, TempoCandidate
 
 Judge = Callable[..., tuple[Sequence[Onset], Sequence[Onset]]]
@@ -120,6 +120,7 @@ def analyse_session(session: Session, *, bpm: float | None = None, grid: str = "
     weights = _level_weights(accepted) if accepted else np.zeros(0)
     roles = {s.name: s.role for s in session.stems}
     accents = weights * np.array([1.0 if roles[o.stem] in BEAT_ROLES else OFFBEAT_ACCENT for o in accepted])
+    tempo_candidates = prefer_grid_fit(tempo_candidates, times, weights, steps_per_beat=steps, swing_pct=swing_pct)
     fitted = fit_grid(times, weights, bpm=tempo_candidates[0].bpm, steps_per_beat=steps, swing_pct=swing_pct,
                       fixed_bpm=bpm is not None, accents=accents)
     if grid_offset_s is not None:

@@ -6,6 +6,13 @@
   the usual ambiguity for drums (half-time feel, double-time hats). Between
   those three, the level at which the loud snare strokes fall two beats
   apart (the backbeat) is preferred.
+* Triplet relatives: a tempo 3/2 or 2/3 of the chosen one (a shuffle's
+  triplet eighths heard as straight eighths, or the reverse) is not a
+  metrical level of it, and grids of one resolution at the two tempos are
+  not nested. Between them, the one whose grid (phase fitted) the onsets
+  fit clearly better, by the 75th percentile of their distances to the
+  nearest slot in ms, wins (not the median: in a shuffle most strokes fall
+  on the slots the two grids share, every second triplet).
 * Grid: the phase is the mode of the onset phases weighted by level (a
   kernel-density "circular mean" that ignores the stray hits), then a
   weighted least-squares fit of onset times against their slot indices gives
@@ -41,6 +48,10 @@ FIT_START_S = 4.0  # first window of the growing fit
 FIT_GROWTH = 1.6
 OUTLIER_STEPS = 0.3  # hits this far (in steps) from their slot do not pull the fit
 DRIFT_BEATS = 2.0  # neighbours within this many beats set the local timing offset
+TRIPLET_RATIOS = (1.5, 2.0 / 3.0)  # tempos whose grids are not nested in the chosen one's
+GRID_FIT_QUANTILE = 75.0  # percentile of the onsets' distances to their slots that scores a grid
+GRID_FIT_MARGIN = 0.4  # a triplet relative wins when its score is below this share of the chosen tempo's
+GRID_FIT_MIN_ONSETS = 8
 
 
 def estimate_tempo(mix: np.ndarray, sample_rate: int) -> list[TempoCandidate]:
@@ -107,6 +118,53 @@ def prefer_backbeat(candidates: Sequence[TempoCandidate], backbeat_s: Sequence[f
                and CHOOSE_BPM[0] * (1 - SAME_TEMPO) <= c.bpm <= CHOOSE_BPM[1] * (1 + SAME_TEMPO)]
     best = max(octaves, key=score) if octaves else candidates[0]
     if best is candidates[0]:
+        return candidates
+    return [best, *sorted((c for c in candidates if c is not best), key=lambda c: -c.strength)]
+
+
+def grid_deviation_ms(times_s: Sequence[float], weights: Sequence[float], *, bpm: float, steps_per_beat: float,
+                      swing_pct: float = 50.0) -> float:
+    """GRID_FIT_QUANTILE-th percentile of the onsets' distances (ms) to the nearest slot of a grid fitted at ``bpm``."""
+    times = np.asarray(times_s, float)
+    grid = fit_grid(times, weights, bpm=bpm, steps_per_beat=steps_per_beat, swing_pct=swing_pct)
+    slots = np.asarray(grid.nearest_slot(times)).reshape(-1)
+    return float(np.percentile(np.abs(times - grid.slot_time(slots)), GRID_FIT_QUANTILE)) * 1000.0
+
+
+def prefer_grid_fit(candidates: Sequence[TempoCandidate], times_s: Sequence[float], weights: Sequence[float], *,
+                    steps_per_beat: float, swing_pct: float = 50.0) -> list[TempoCandidate]:
+    """Re-choose between the chosen tempo and its 3/2 and 2/3 by how well the onsets fit the grid.
+
+    Those grids are not nested, so the onsets of a groove fit one of them
+    clearly better: the relative (a listed candidate, else added with strength
+    0) wins when its deviation (:func:`grid_deviation_ms`) is under
+    GRID_FIT_MARGIN of the chosen tempo's. Half and double are left to :func:`prefer_backbeat`.
+    """
+    candidates = list(candidates)
+    times = np.asarray(times_s, float)
+    if len(candidates) < 2 or times.size < GRID_FIT_MIN_ONSETS:
+        return candidates
+    chosen = candidates[0]
+    relatives = []
+    for ratio in TRIPLET_RATIOS:
+        bpm = chosen.bpm * ratio
+        if not CHOOSE_BPM[0] * (1 - SAME_TEMPO) <= bpm <= CHOOSE_BPM[1] * (1 + SAME_TEMPO):
+            continue
+        near = [c for c in candidates[1:] if abs(c.bpm / bpm - 1.0) <= SAME_TEMPO]
+        relatives.append(max(near, key=lambda c: c.strength) if near else TempoCandidate(bpm, 0.0))
+    if not relatives:
+        return candidates
+
+    def deviation(c: TempoCandidate) -> float:
+        return grid_deviation_ms(times, weights, bpm=c.bpm, steps_per_beat=steps_per_beat, swing_pct=swing_pct)
+
+    own = deviation(chosen)
+    best, best_dev = chosen, own * GRID_FIT_MARGIN
+    for c in relatives:
+        d = deviation(c)
+        if d < best_dev:
+            best, best_dev = c, d
+    if best is chosen:
         return candidates
     return [best, *sorted((c for c in candidates if c is not best), key=lambda c: -c.strength)]
 

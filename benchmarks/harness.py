@@ -3,7 +3,8 @@
 Engines, all on the same stems:
 
 * ``none``: the input unchanged (what the drummer played);
-* ``classic`` / ``neural``: ``analyse_session`` with the true BPM and the
+* ``classic`` / ``neural``: ``analyse_session`` with the true BPM, bar 1's
+  time (``--grid-offset``, as a click-synced DAW session gives it) and the
   grid and swing a user would give, then ``align_session`` at strength 100;
 * ``oracle``: an Analysis built from the truth, through the same planner and
   renderer: the limit of one-shift-per-hit editing;
@@ -64,7 +65,10 @@ def run_engines(bench: BenchSession, performed, engines: dict) -> tuple[dict, di
             continue
         try:
             t0 = time.perf_counter()
-            analysis = analyse_session(session, bpm=float(truth["bpm"]), judge=choice.judge, **opts)
+            # --bpm and --grid-offset as from a click-synced DAW session: the drummer's own average
+            # lean against the click cannot be seen in the audio (see "offset removed" for the fitted phase).
+            analysis = analyse_session(session, bpm=float(truth["bpm"]), grid_offset_s=float(truth["grid_offset_s"]),
+                                       judge=choice.judge, **opts)
             t1 = time.perf_counter()
             result = align_session(session, analysis, strength_pct=100.0)
             t2 = time.perf_counter()

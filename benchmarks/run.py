@@ -198,8 +198,12 @@ def write_results(path: Path, sessions, pooled, quality, memory, info) -> None:
         "",
         "## Alignment: residual of every close-mic hit after the edit",
         "",
-        "Engines run on the same stems. classic and neural get the true BPM, the grid a user would give "
-        "(1/8T for the shuffle, else 1/16) and the session's swing, and edit at strength 100.",
+        "Engines run on the same stems. classic and neural get what an engineer with a click-synced DAW "
+        "session gives: the true BPM and bar 1's time (`--bpm`, `--grid-offset`), the grid "
+        "(1/8T for the shuffle, else 1/16) and the session's swing, and edit at strength 100. "
+        "Without `--grid-offset` the grid's phase is fitted to the playing and follows the drummer's "
+        "average lean against the click, which no editor can see in the audio: that case is the "
+        "'offset removed' column of earlier runs and the `report` analysis below.",
         "",
         *report.engine_table(pooled),
         "",

@@ -9,7 +9,7 @@ from session_fixtures import Spec, make_events, make_session
 from beatfix.analyse import analyse_session
 from beatfix.errors import ParameterError
 from beatfix.grid import Grid
-from beatfix.tempo import assign_slots, fit_grid, prefer_backbeat, tempo_candidates
+from beatfix.tempo import assign_slots, fit_grid, prefer_backbeat, prefer_grid_fit, tempo_candidates
 from beatfix.types import TempoCandidate
 
 
@@ -40,6 +40,32 @@ def test_backbeat_picks_the_octave_where_snares_are_two_beats_apart():
     assert prefer_backbeat(cands, snares_every_2_s)[0].bpm == 60.0
     assert prefer_backbeat(cands, [1.0, 2.0, 3.0, 4.0])[0].bpm == 120.0
     assert prefer_backbeat(cands, [])[0].bpm == 120.0
+
+
+def test_grid_fit_picks_the_triplet_relative_the_onsets_fit():
+    rng = np.random.default_rng(0)
+    triplets = np.arange(60) * 60.0 / 100.0 / 3.0 + 0.31 + rng.normal(0, 0.004, 60)  # 1/8T at 100 BPM
+    cands = [TempoCandidate(150.0, 0.5), TempoCandidate(75.0, 0.2), TempoCandidate(100.0, 0.2),
+             TempoCandidate(300.0, 0.1)]
+    assert prefer_grid_fit(cands, triplets, np.ones(60), steps_per_beat=3)[0].bpm == 100.0
+    # not listed: added with strength 0, the strengths still sum to 1
+    chosen = prefer_grid_fit(cands[:2], triplets, np.ones(60), steps_per_beat=3)
+    assert chosen[0].bpm == pytest.approx(100.0) and sum(c.strength for c in chosen) == pytest.approx(0.7)
+    # a finer grid that holds the onsets as well (1/16 at 180 holds 1/8 at 120) does not win
+    eighths = np.arange(60) * 0.25 + 0.2 + rng.normal(0, 0.003, 60)
+    cands = [TempoCandidate(120.0, 0.5), TempoCandidate(180.0, 0.3), TempoCandidate(60.0, 0.2)]
+    assert prefer_grid_fit(cands, eighths, np.ones(60), steps_per_beat=4)[0].bpm == 120.0
+
+
+def test_shuffle_tempo_not_taken_at_three_halves():
+    """A shuffle on a triplet grid: the straight-eighth reading (x 3/2) fits the 1/8T grid badly."""
+    from beatfix.synth import SessionSpec, procedural_kit, render_session
+
+    spec = SessionSpec(seed=5019, style="shuffle", bpm=102.0, sample_rate=44100, duration_s=20)
+    synth = render_session(spec, procedural_kit(44100, seed=3))
+    analysis = analyse_session(synth.as_session(), grid="1/8T")
+    assert abs(analysis.tempo_bpm / synth.truth["bpm"] - 1.0) <= 0.01
+    assert sum(c.strength for c in analysis.tempo_candidates) == pytest.approx(1.0)
 
 
 def _times_and_slots(spec: Spec):
