@@ -1,14 +1,16 @@
 """The main job as a pure function: analysis + plan -> edited stems and what changed.
 
-Every stem of a session is rendered from one concatenated array with one plan,
-so all channels get identical cuts, shifts and fades: the phase between the
-mics is kept exactly (collection mode).
+Every stem of a session is rendered with one plan, so all channels get
+identical cuts, shifts and fades: the phase between the mics is kept exactly
+(collection mode). The renderer treats each channel alone given the plan, so
+stems are rendered one at a time (:func:`render_stems`): a long session never
+needs a second, edited copy of itself in memory.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 
@@ -76,15 +78,8 @@ def align_session(
     plan = plan_edits(analysis, n_samples=session.n_samples, strength_pct=strength_pct,
                       exclude_within_ms=exclude_within_ms, pad_ms=pad_ms, xfade_ms=xfade_ms)
     stems = session.stems
-    if render_audio and plan.edits:
-        stacked = np.concatenate([s.audio for s in session.stems], axis=0)
-        callback = (lambda f: progress("rendering", f)) if progress else None
-        edited = render(stacked, plan, progress=callback)
-        out, row = [], 0
-        for s in session.stems:
-            out.append(replace(s, audio=np.ascontiguousarray(edited[row:row + s.n_channels])))
-            row += s.n_channels
-        stems = tuple(out)
+    if render_audio:
+        stems = tuple(render_stems(session, plan, progress=progress))
     before, after = stem_deviation_table(analysis, hit_shifts_s(analysis, plan))
     return AlignResult(
         stems=stems,
@@ -92,6 +87,28 @@ def align_session(
         before={k: TimingSummary.of(v) for k, v in before.items()},
         after={k: TimingSummary.of(v) for k, v in after.items()},
     )
+
+
+def render_stems(session: Session, plan: EditPlan, *,
+                 progress: Optional[Callable[[str, float], None]] = None) -> Iterator[Stem]:
+    """Each stem edited by ``plan``, one at a time, in session order (a stem without edits as it is).
+
+    A generator: the caller writes (or keeps) each edited stem before the next
+    is rendered, so at most one edited stem exists at a time.
+    """
+    total = max(1, sum(s.n_channels for s in session.stems))
+    done = 0
+    for stem in session.stems:
+        if not plan.edits:
+            yield stem
+            continue
+        if progress:
+            base, share = done / total, stem.n_channels / total
+            callback = lambda f, base=base, share=share: progress("rendering", base + share * f)  # noqa: E731
+        else:
+            callback = None
+        yield replace(stem, audio=render(stem.audio, plan, progress=callback))
+        done += stem.n_channels
 
 
 def edits_document(analysis: Analysis, plan: EditPlan) -> dict:

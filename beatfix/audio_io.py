@@ -8,11 +8,14 @@ one length.
 from __future__ import annotations
 
 import os
+import signal
 import struct
 import tempfile
+import threading
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -51,6 +54,35 @@ def _wav_truncation(path: Path) -> str | None:
         return None
 
 
+READ_BLOCK_FRAMES = 1 << 18  # frames decoded at a time; the stem is transposed into place block by block
+
+
+def _decode(path: Path) -> tuple[np.ndarray, int, str, str, int | None]:
+    """``(audio (n_channels, n_samples) float32, sample rate, format, subtype, first non-finite frame or None)``.
+
+    Decoded block by block straight into the ``(n_channels, n_samples)`` array:
+    no second, interleaved copy of the stem.
+    """
+    with sf.SoundFile(str(path)) as f:
+        n_channels, expected = f.channels, max(0, f.frames)
+        audio = np.empty((n_channels, expected), dtype=np.float32)
+        filled, bad = 0, None
+        while True:
+            block = f.read(READ_BLOCK_FRAMES, dtype="float32", always_2d=True)
+            if len(block) == 0:
+                break
+            if filled + len(block) > audio.shape[1]:  # a header that understated the length
+                audio = np.concatenate([audio[:, :filled], np.empty((n_channels, filled + len(block) - audio.shape[1]),
+                                                                    dtype=np.float32)], axis=1)
+            audio[:, filled:filled + len(block)] = block.T
+            if bad is None and not np.isfinite(block).all():
+                bad = filled + int(np.argmax(~np.isfinite(block).all(axis=1)))
+            filled += len(block)
+        if filled < audio.shape[1]:
+            audio = audio[:, :filled].copy()
+        return audio, int(f.samplerate), f.format, f.subtype, bad
+
+
 def read_stem(path: Path, *, role: str | None = None) -> Stem:
     """Read one file as a Stem, shape ``(n_channels, n_samples)`` float32."""
     path = Path(path)
@@ -59,20 +91,17 @@ def read_stem(path: Path, *, role: str | None = None) -> Stem:
     if path.is_dir():
         raise InputError(f"{path}: is a folder, expected an audio file")
     try:
-        info = sf.info(str(path))
-        data, sample_rate = sf.read(str(path), dtype="float32", always_2d=True)
+        audio, sample_rate, fmt, subtype, bad = _decode(path)
     except (sf.LibsndfileError, RuntimeError, ValueError, OSError) as exc:
         reason = str(exc).split(":")[-1].strip() or "unknown format"
         raise InputError(f"{path}: not a readable audio file ({reason})") from None
     truncated = _wav_truncation(path)
     if truncated:
         raise InputError(f"{path}: {truncated}")
-    if data.shape[0] == 0:
+    if audio.shape[1] == 0:
         raise InputError(f"{path}: empty file (no samples)")
-    if not np.isfinite(data).all():
-        bad = int(np.argmax(~np.isfinite(data).all(axis=1)))
+    if bad is not None:
         raise InputError(f"{path}: non-finite sample (NaN or inf) at {bad / sample_rate:.3f} s")
-    audio = np.ascontiguousarray(data.T)
     name = path.stem
     return Stem(
         name=name,
@@ -80,8 +109,8 @@ def read_stem(path: Path, *, role: str | None = None) -> Stem:
         sample_rate=int(sample_rate),
         role=role or role_from_name(name),
         path=path,
-        format=info.format,
-        subtype=info.subtype,
+        format=fmt,
+        subtype=subtype,
         source_n_samples=audio.shape[1],
     )
 
@@ -173,55 +202,114 @@ def _umask() -> int:
 
 def _temp_path(final: Path) -> Path:
     fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
-    # mkstemp makes 0600 files; outputs get the usual permissions.
-    os.fchmod(fd, 0o666 & ~_umask())
-    os.close(fd)
+    try:
+        # mkstemp makes 0600 files; outputs get the usual permissions.
+        os.fchmod(fd, 0o666 & ~_umask())
+    except BaseException:
+        os.unlink(name)
+        raise
+    finally:
+        os.close(fd)
     return Path(name)
 
 
+@contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold Ctrl-C for the few microseconds of the final renames, so they happen all or not at all.
+
+    Python runs signal handlers in the main thread whichever thread the OS
+    delivered to, so swapping the handler defers it process-wide.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may swap handlers; Ctrl-C is raised there anyway
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:  # the Ctrl-C that came meanwhile, handled as it would have been
+            if callable(previous):
+                previous(signal.SIGINT, None)
+            elif previous != signal.SIG_IGN:
+                os.kill(os.getpid(), signal.SIGINT)
+
+
+WRITE_BLOCK_FRAMES = 1 << 16  # frames converted (transposed, clipped) and handed to libsndfile at a time
+
+
 def _write_one(path: Path, audio: np.ndarray, sample_rate: int, fmt: str, subtype: str) -> None:
-    frames = np.ascontiguousarray(audio.T)
-    if not subtype.startswith(("FLOAT", "DOUBLE")):
-        # libsndfile wraps rather than clips out-of-range floats for integer formats.
-        frames = np.clip(frames, -1.0, 1.0)
-    sf.write(str(path), frames, sample_rate, format=fmt, subtype=subtype)
+    # In blocks: the same bytes as one call, without a transposed or clipped copy of the whole stem.
+    clip = not subtype.startswith(("FLOAT", "DOUBLE"))
+    n_channels, n_samples = audio.shape
+    with sf.SoundFile(str(path), "w", samplerate=sample_rate, channels=n_channels, format=fmt,
+                      subtype=subtype) as out:
+        for start in range(0, n_samples, WRITE_BLOCK_FRAMES):
+            frames = np.ascontiguousarray(audio[:, start:start + WRITE_BLOCK_FRAMES].T)
+            if clip:
+                # libsndfile wraps rather than clips out-of-range floats for integer formats.
+                frames = np.clip(frames, -1.0, 1.0)
+            out.write(frames)
 
 
-def write_files(jobs: Sequence[tuple[Path, np.ndarray, int, str, str]]) -> list[Path]:
+def write_files(jobs: Iterable[tuple[Path, np.ndarray, int, str, str]], *,
+                extra: Mapping[Path, bytes] | None = None) -> list[Path]:
     """Write ``(path, audio (n_channels, n_samples), sample_rate, format, subtype)`` jobs all-or-nothing.
 
     Every file goes to a temporary name in its destination folder first, and
     is renamed only once all were written: a full disk, an error or Ctrl-C
-    leaves the previous state, never a half-written file.
+    leaves the previous state, never a half-written file. ``jobs`` may be a
+    generator that renders each stem as it is asked for: each is written and
+    let go before the next is made. ``extra`` maps further files (reports) to
+    their bytes; they are part of the same all-or-nothing write.
+    Returns the paths written, jobs first.
     """
     temps: list[tuple[Path, Path]] = []
+    current: Path | None = None
     try:
         for final, audio, sample_rate, fmt, subtype in jobs:
-            final = Path(final)
-            tmp = _temp_path(final)
-            temps.append((tmp, final))
+            current = Path(final)
+            tmp = _temp_path(current)
+            temps.append((tmp, current))
             _write_one(tmp, audio, sample_rate, fmt, subtype)
-        for tmp, final in temps:
-            os.replace(tmp, final)
+            del audio  # before the generator makes the next one
+        for final, data in (extra or {}).items():
+            current = Path(final)
+            tmp = _temp_path(current)
+            temps.append((tmp, current))
+            tmp.write_bytes(data)
+        with _sigint_deferred():
+            for tmp, final in temps:
+                os.replace(tmp, final)
         return [final for _, final in temps]
     except OSError as exc:
-        raise OutputError(f"{temps[-1][1] if temps else 'output'}: write failed ({exc.strerror or exc})") from None
+        raise OutputError(f"{current or 'output'}: write failed ({exc.strerror or exc})") from None
     except sf.LibsndfileError as exc:
-        raise OutputError(f"{temps[-1][1] if temps else 'output'}: write failed ({exc})") from None
+        raise OutputError(f"{current or 'output'}: write failed ({exc})") from None
     finally:
         for tmp, _ in temps:
             if tmp.exists():
                 tmp.unlink()
 
 
-def write_stems(stems: Sequence[Stem], out_dir: Path) -> list[Path]:
-    """Write stems under their original file names, format, subtype, rate and length."""
-    jobs = []
-    for s in stems:
-        file_name = s.path.name if s.path is not None else f"{s.name}.wav"
-        length = s.source_n_samples or s.n_samples
-        jobs.append((Path(out_dir) / file_name, s.audio[:, :length], s.sample_rate, s.format, s.subtype))
-    return write_files(jobs)
+def write_stems(stems: Iterable[Stem], out_dir: Path, *, extra: Mapping[str, bytes] | None = None) -> list[Path]:
+    """Write stems under their original file names, format, subtype, rate and length, all-or-nothing.
+
+    ``stems`` may be a generator (:func:`beatfix.align.render_stems`): each stem
+    is rendered, written and released before the next. ``extra`` maps further
+    file names in ``out_dir`` (reports) to their bytes, written in the same
+    all-or-nothing step.
+    """
+
+    def jobs():
+        for s in stems:
+            file_name = s.path.name if s.path is not None else f"{s.name}.wav"
+            length = s.source_n_samples or s.n_samples
+            yield Path(out_dir) / file_name, s.audio[:, :length], s.sample_rate, s.format, s.subtype
+            del s  # written: let it go before the next one is rendered
+
+    return write_files(jobs(), extra={Path(out_dir) / name: data for name, data in (extra or {}).items()})
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:

@@ -138,19 +138,21 @@ def measure_pair(ref: Stem, ref_hits: Sequence[Candidate], other: Stem) -> tuple
     sr = ref.sample_rate
     before, after = (int(round(ms * sr / 1000)) for ms in WINDOW_MS)
     lead, lag = int(round(MAX_LEAD_MS * sr / 1000)), int(round(MAX_LAG_MS * sr / 1000))
-    x = ref.mono().astype(np.float64)
+    # windows are cut from the float32 stems and widened to float64 one at a time:
+    # whole-stem float64 copies would cost twice the session's memory
+    x = ref.mono()
     taper = np.hanning(2 * before)[:before]
     results = []
-    for channel in other.audio.astype(np.float64):
+    for channel in other.audio:
         per_hit = []
         for hit in ref_hits:
             start = int(round(hit.time_s * sr)) - before
             if start - lead < 0 or start + before + after + lag > len(x):
                 continue
-            seg = x[start : start + before + after].copy()
+            seg = x[start : start + before + after].astype(np.float64)
             seg[:before] *= taper  # soften the cuts, keep the attack itself
             seg[-before:] *= taper[::-1]
-            far = channel[start - lead : start + before + after + lag]
+            far = channel[start - lead : start + before + after + lag].astype(np.float64)
             if np.any(seg) and np.any(far):
                 per_hit.append(_gcc_lag(seg, far, lead))
         if not per_hit:
@@ -177,17 +179,17 @@ def transfer_gain_db(ref: Stem, ref_hits: Sequence[Candidate], other: Stem, dela
     shift = delay_ms * sr / 1000.0
     whole = int(np.floor(shift))
     frac = shift - whole
-    x = ref.mono().astype(np.float64)
-    y = other.mono().astype(np.float64)
+    x, y = ref.mono(), other.mono()
     gains = []
     for hit in ref_hits:
         start = int(round(hit.time_s * sr)) - before
         lo = start + whole
         if start < 0 or lo < 0 or lo + before + after + 1 >= len(y):
             continue
-        seg = x[start : start + before + after]
+        seg = x[start : start + before + after].astype(np.float64)
+        near = y[lo : lo + before + after + 1].astype(np.float64)
         # linear interpolation is enough for a level (the delay itself is known to a fraction of a sample)
-        far = (1.0 - frac) * y[lo : lo + before + after] + frac * y[lo + 1 : lo + before + after + 1]
+        far = (1.0 - frac) * near[:-1] + frac * near[1:]
         energy = float(np.dot(seg, seg))
         if energy > 0:
             gains.append(abs(float(np.dot(seg, far))) / energy)

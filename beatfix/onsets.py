@@ -23,6 +23,7 @@ job (:mod:`beatfix.hits`).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
@@ -88,33 +89,124 @@ def _db(power):
     return 10.0 * np.log10(np.maximum(power, 10 ** (FLOOR_DB / 10)))
 
 
+CHUNK_S = 2.0  # the refiner holds about this much of a stem's filtered bands at a time (~10 MB at 48 kHz)
+
+
+def _ms(value_ms: float, sample_rate: int) -> int:
+    return max(1, int(round(value_ms * sample_rate / 1000.0)))
+
+
 class _StemSignal:
-    """A stem's mono samples, nested high-passed copies and the running sums the refiner needs."""
+    """A stretch of a stem's nested high-passed copies and their running sums: what the refiner reads.
 
-    def __init__(self, stem: Stem):
-        from scipy import signal as sps  # ~1 s to import: only when there is audio to analyse
+    Indices are the stem's own sample numbers. The bands and sums are the very
+    numbers a single pass over the whole stem gives (the filters carry their
+    state and the sums their total from chunk to chunk), but only a window of
+    them is held: a 10-minute stem costs no more memory than a 20-second one.
+    """
 
-        self.sr = stem.sample_rate
-        self.x = stem.mono().astype(np.float64)
-        self.bands, self.cums, self.min_added_db = [], [], []
-        frame = self.ms(5.0)
-        for hz in DETECT_HIGHPASS_HZ:
-            sos = sps.butter(2, min(hz, 0.4 * self.sr), "highpass", fs=self.sr, output="sos")
-            y = sps.sosfilt(sos, self.x)  # causal: an onset never moves earlier
-            self.bands.append(y)
-            self.cums.append(np.concatenate([[0.0], np.cumsum(y * y)]))
-            frames = y[: len(y) // frame * frame].reshape(-1, frame)
-            quiet = np.percentile(np.mean(frames * frames, axis=1), 10) if len(frames) else 0.0
-            # attacks must clear the stem's own quiet level (hiss, hum, distant wash)
-            self.min_added_db.append(max(float(_db(quiet)) + ABOVE_FLOOR_DB, ABSOLUTE_FLOOR_DB))
-        self.n = len(self.x)
+    def __init__(self, sr: int, n: int, mono: np.ndarray, min_added_db: list[float], start: int,
+                 bands: list[np.ndarray], cums: list[np.ndarray]):
+        self.sr, self.n, self.mono, self.min_added_db = sr, n, mono, min_added_db
+        self.start = start  # bands[b][i] is sample start + i; cums[b][i] the energy of samples [0, start + i)
+        self.bands, self.cums = bands, cums
 
     def ms(self, value_ms: float) -> int:
-        return max(1, int(round(value_ms * self.sr / 1000.0)))
+        return _ms(value_ms, self.sr)
 
-    def mean_energy(self, band: int, start: np.ndarray, length: int) -> np.ndarray:
-        start = np.clip(start, 0, self.n - length)
-        return (self.cums[band][start + length] - self.cums[band][start]) / length
+    def energy_run(self, band: int, first: int, count: int, length: int) -> np.ndarray:
+        """Mean energy of the ``length`` samples from each of ``first .. first + count - 1``."""
+        i = first - self.start
+        cum = self.cums[band]
+        return (cum[i + length:i + length + count] - cum[i:i + count]) / length
+
+    def band(self, band: int, lo: int, hi: int) -> tuple[np.ndarray, int]:
+        """High-passed samples [lo, hi) clipped to the stem, and the index of the first."""
+        lo, hi = max(lo, 0), min(hi, self.n)
+        return self.bands[band][lo - self.start:max(hi, lo) - self.start], lo
+
+    def samples(self, lo: int, hi: int) -> np.ndarray:
+        """Mono samples [lo, hi) as float64 (``lo >= 0``; clipped at the end like a slice)."""
+        return self.mono[lo:hi].astype(np.float64)
+
+
+def _highpass_sections(sr: int) -> list[np.ndarray]:
+    from scipy import signal as sps  # ~1 s to import: only when there is audio to analyse
+
+    return [sps.butter(2, min(hz, 0.4 * sr), "highpass", fs=sr, output="sos") for hz in DETECT_HIGHPASS_HZ]
+
+
+def _band_chunks(mono: np.ndarray, sections: list[np.ndarray], chunk: int, *, sums: bool = True):
+    """Yield ``(start, [band samples], [running energy sums])`` chunk by chunk, float64.
+
+    ``sums[b]`` holds the energy of samples ``[0, start + i)`` for ``i`` in
+    ``0..len(chunk)``: one more entry than samples (empty lists unless ``sums``).
+    Filtering with carried state and accumulating from the carried total repeat
+    a whole-stem pass exactly.
+    """
+    from scipy import signal as sps
+
+    states = [np.zeros((len(sos), 2)) for sos in sections]
+    totals = [0.0] * len(sections)
+    for start in range(0, len(mono), chunk):
+        x = mono[start:start + chunk].astype(np.float64)
+        bands, running = [], []
+        for b, sos in enumerate(sections):
+            y, states[b] = sps.sosfilt(sos, x, zi=states[b])  # causal: an onset never moves earlier
+            bands.append(y)
+            if sums:
+                energy = np.empty(len(y) + 1)
+                energy[0] = totals[b]
+                np.multiply(y, y, out=energy[1:])
+                np.cumsum(energy, out=energy)
+                totals[b] = float(energy[-1])
+                running.append(energy)
+        yield start, bands, running
+
+
+def _min_added_db(mono: np.ndarray, sr: int, sections: list[np.ndarray]) -> list[float]:
+    """Per band, the level an attack must add: the stem's quiet level (hiss, hum, distant wash) + ABOVE_FLOOR_DB."""
+    frame = _ms(5.0, sr)
+    usable = len(mono) // frame * frame
+    chunk = frame * max(1, int(CHUNK_S * sr) // frame)
+    energies: list[list[np.ndarray]] = [[] for _ in sections]
+    for _, bands, _ in _band_chunks(mono[:usable], sections, chunk, sums=False):
+        for b, y in enumerate(bands):
+            frames = y.reshape(-1, frame)
+            energies[b].append(np.mean(frames * frames, axis=1))
+    out = []
+    for per_band in energies:
+        quiet = np.percentile(np.concatenate(per_band), 10) if per_band else 0.0
+        out.append(max(float(_db(quiet)) + ABOVE_FLOOR_DB, ABSOLUTE_FLOOR_DB))
+    return out
+
+
+def _signals(stem: Stem, centres: np.ndarray):
+    """Yield ``(_StemSignal, indices)``: windows of the stem holding everything the refiner reads
+    around the peaks ``centres[indices]`` (sample numbers, sorted), each peak exactly once, in order."""
+    sr, mono = stem.sample_rate, stem.mono()
+    n = len(mono)
+    sections = _highpass_sections(sr)
+    min_added_db = _min_added_db(mono, sr, sections)
+    reach_before = _ms(SEARCH_BEFORE_MS + PRE_MS + AIC_BEFORE_MS + 1.0, sr)
+    reach_after = _ms(SEARCH_AFTER_MS + POST_MS + AIC_AFTER_MS + 1.0, sr)
+    chunk = max(int(CHUNK_S * sr), reach_before + reach_after)
+    keep = reach_before + reach_after  # the end of a chunk still needed by peaks refined with the next
+    done = 0
+    tail = None
+    for start, bands, sums in _band_chunks(mono, sections, chunk):
+        if tail is not None:
+            t_start, t_bands, t_sums = tail
+            start = t_start
+            bands = [np.concatenate([a, b]) for a, b in zip(t_bands, bands)]
+            sums = [np.concatenate([a[:-1], b]) for a, b in zip(t_sums, sums)]
+        stop = start + len(bands[0])
+        last = len(centres) if stop >= n else int(np.searchsorted(centres, stop - reach_after, side="right"))
+        if last > done:
+            yield _StemSignal(sr, n, mono, min_added_db, start, bands, sums), range(done, last)
+            done = last
+        cut = max(0, len(bands[0]) - keep)
+        tail = (start + cut, [b[cut:].copy() for b in bands], [c[cut:].copy() for c in sums])
 
 
 def _attack_points(sig: _StemSignal, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -134,8 +226,9 @@ def _attack_points(sig: _StemSignal, lo: int, hi: int) -> tuple[np.ndarray, np.n
     n = np.arange(lo, hi)
     ratios, levels = [], []
     for band in range(len(sig.bands)):
-        after = sig.mean_energy(band, n, post)
-        before = sig.mean_energy(band, n - pre, pre)
+        # lo >= pre and hi <= n - post: no window reaches past the stem, so plain runs of the sums do
+        after = sig.energy_run(band, lo, len(n), post)
+        before = sig.energy_run(band, lo - pre, len(n), pre)
         level = _db(after - before)
         ratio = np.where(level >= sig.min_added_db[band], _db(after) - _db(before), -np.inf)
         ratios.append(ratio)
@@ -208,7 +301,8 @@ def _refine(sig: _StemSignal, coarse_s: float) -> list[_Attack]:
     out = []
     for i, grace in found:
         p = int(points[i])
-        onset = _aic_onset(sig.bands[bands[i]], p - sig.ms(AIC_BEFORE_MS), p + sig.ms(AIC_AFTER_MS))
+        seg, seg_lo = sig.band(int(bands[i]), p - sig.ms(AIC_BEFORE_MS), p + sig.ms(AIC_AFTER_MS))
+        onset = _aic_onset(seg, 0, len(seg)) + seg_lo
         out.append(_Attack(onset, float(rises[i]), float(levels[i]), grace))
     return out
 
@@ -222,18 +316,18 @@ def _band_powers(seg: np.ndarray, sr: int, n_fft: int) -> tuple[np.ndarray, np.n
 
 
 def _features(sig: _StemSignal, name: str, attack: _Attack) -> Candidate:
-    sr, x, onset = sig.sr, sig.x, attack.onset
-    head = x[onset : onset + sig.ms(ATTACK_MS)]
+    sr, onset = sig.sr, attack.onset
+    head = sig.samples(onset, onset + sig.ms(ATTACK_MS))
     peak_at = int(np.argmax(np.abs(head))) if len(head) else 0
     level_db = float(_db(np.max(head * head))) if len(head) else FLOOR_DB
     a, b = onset - sig.ms(PRE_LEVEL_MS[0]), onset - sig.ms(PRE_LEVEL_MS[1])
-    pre = x[max(a, 0) : max(b, 0)]
+    pre = sig.samples(max(a, 0), max(b, 0))
     pre_level_db = float(_db(np.mean(pre * pre))) if len(pre) else FLOOR_DB
     # New energy per band: the attack's spectrum minus whatever was already ringing.
     m = sig.ms(SPECTRUM_MS)
     n_fft = 1 << int(np.ceil(np.log2(max(m, 64))))
-    after = x[onset : onset + m]
-    before = x[max(onset - m, 0) : onset]
+    after = sig.samples(onset, onset + m)
+    before = sig.samples(max(onset - m, 0), onset)
     after = np.pad(after, (0, m - len(after)))
     before = np.pad(before, (m - len(before), 0))
     spec_after, freqs = _band_powers(after, sr, n_fft)
@@ -260,12 +354,16 @@ def stem_candidates(stem: Stem, activation: np.ndarray, fps: float) -> list[Cand
 
     if not np.any(stem.audio):
         return []  # digital silence: nothing to find, and nothing to divide by
-    sig = _StemSignal(stem)
     peaks = madmom_adapter.pick_onset_peaks(activation, threshold=ACTIVATION_THRESHOLD, combine_s=COMBINE_S)
+    if len(peaks) == 0:
+        return []
+    centres = np.array([int(round(t * stem.sample_rate)) for t in peaks], dtype=np.int64)
     found: list[_Attack] = []
-    for coarse_s in peaks:
-        act = float(activation[min(int(round(coarse_s * fps)), len(activation) - 1)])
-        found += [a._replace(coarse_s=float(coarse_s), activation=act) for a in _refine(sig, coarse_s)]
+    for sig, which in _signals(stem, centres):
+        for i in which:
+            coarse_s = peaks[i]
+            act = float(activation[min(int(round(coarse_s * fps)), len(activation) - 1)])
+            found += [a._replace(coarse_s=float(coarse_s), activation=act) for a in _refine(sig, coarse_s)]
     # Two peaks may refine to one attack, or one to its start and one to its
     # build-up a few ms later: keep one per attack, unless the later one is a
     # much louder stroke (the main note after a grace note).
@@ -283,27 +381,60 @@ def stem_candidates(stem: Stem, activation: np.ndarray, fps: float) -> list[Cand
             if gap <= build_up and attack.added_db < last.added_db + BUILD_UP_DB:
                 continue
         kept.append(attack)
-    return [_features(sig, stem.name, a) for a in kept]
+    return [_features(sig, stem.name, a) for a in kept]  # any window will do: features read the mono samples
 
 
-def detect_candidates(session: Session, *, progress: Callable[[str, float], None] | None = None
-                      ) -> dict[str, list[Candidate]]:
-    """Onset candidates of every close mic: stem name -> candidates sorted by time."""
+def _close_mic_candidates(stem: Stem) -> list[Candidate]:
     from . import madmom_adapter
 
+    if not np.any(stem.audio):
+        return []
+    (activation,) = madmom_adapter.onset_activations([stem.mono()], stem.sample_rate)
+    return stem_candidates(stem, activation, madmom_adapter.ONSET_FPS)
+
+
+def default_workers(n_tasks: int) -> int:
+    """Threads for per-stem work: one per usable core, at most one per task."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(n_tasks, cores))
+
+
+def detect_candidates(session: Session, *, progress: Callable[[str, float], None] | None = None,
+                      workers: int | None = None) -> dict[str, list[Candidate]]:
+    """Onset candidates of every close mic: stem name -> candidates sorted by time.
+
+    Close mics are analysed in ``workers`` threads (default: one per core, see
+    :func:`default_workers`): the heavy parts (FFTs, the onset network, the
+    filters) release the GIL, and each thread holds only its own stem's
+    temporaries. Results do not depend on the number of workers.
+    """
     close = session.close_stems
     if not close:
         raise InputError("no close mic in the session (kick, snare, hat, tom...): "
                          "name the files by drum or use --role FILE=ROLE")
-    out: dict[str, list[Candidate]] = {}
-    for i, stem in enumerate(close):
-        if progress:
-            progress("onsets", i / len(close))
-        if not np.any(stem.audio):
-            out[stem.name] = []
-            continue
-        (activation,) = madmom_adapter.onset_activations([stem.mono()], stem.sample_rate)
-        out[stem.name] = stem_candidates(stem, activation, madmom_adapter.ONSET_FPS)
+    workers = default_workers(len(close)) if workers is None else max(1, int(workers))
     if progress:
-        progress("onsets", 1.0)
-    return out
+        progress("onsets", 0.0)
+    found: dict[str, list[Candidate]] = {}
+    if workers == 1:
+        for i, stem in enumerate(close):
+            found[stem.name] = _close_mic_candidates(stem)
+            if progress:
+                progress("onsets", (i + 1) / len(close))
+    else:
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="beatfix-onsets")
+        try:
+            futures = {pool.submit(_close_mic_candidates, stem): stem.name for stem in close}
+            for i, future in enumerate(as_completed(futures)):
+                found[futures[future]] = future.result()
+                if progress:
+                    progress("onsets", (i + 1) / len(close))
+        finally:
+            # on an error or Ctrl-C, stems not started yet are dropped, not analysed first
+            pool.shutdown(wait=True, cancel_futures=True)
+    return {stem.name: found[stem.name] for stem in close}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+from contextlib import contextmanager
 from pathlib import Path
 from typing import List, Optional
 
@@ -53,9 +55,9 @@ def check_options(*, strength: float, exclude_within: float, pad_ms: float, xfad
 
 def run_session(paths: list[Path], out_dir: Path, opts: dict, progress=None) -> dict:
     """Load, analyse, plan, render and write one session; return its summary document."""
-    from ..align import align_session, edits_document, flam_csv, flam_rows
+    from ..align import align_session, edits_document, flam_csv, flam_rows, render_stems
     from ..analyse import analyse_session
-    from ..audio_io import load_session, prepare_output_dir, write_stems, write_text_atomic
+    from ..audio_io import load_session, prepare_output_dir, write_stems
     from ..engine import choose_engine
     from ..roles import parse_role_overrides
 
@@ -65,24 +67,26 @@ def run_session(paths: list[Path], out_dir: Path, opts: dict, progress=None) -> 
         prepare_output_dir(out_dir, paths, force=opts["force"])
     try:
         session, warnings = load_session(paths, roles=parse_role_overrides(opts["role"]))
-        choice = choose_engine(opts["engine"], opts["device"])
+        choice = choose_engine(opts["engine"], opts["device"], model_path=opts.get("model"))
         analysis = analyse_session(session, bpm=opts["bpm"], grid=opts["grid"], swing_pct=opts["swing"],
                                    flam_threshold_ms=opts["flam_threshold_ms"], judge=choice.judge,
-                                   progress=progress)
+                                   grid_offset_s=opts.get("grid_offset"), progress=progress)
         result = align_session(session, analysis, strength_pct=opts["strength"],
                                exclude_within_ms=opts["exclude_within"], pad_ms=opts["pad_ms"],
-                               xfade_ms=opts["xfade_ms"], render_audio=not dry_run,
-                               progress=progress)
+                               xfade_ms=opts["xfade_ms"], render_audio=False)
         rows = flam_rows(analysis, result.plan)
         written: list[str] = []
         if not dry_run:
-            if progress:
-                progress("writing", 1.0)
-            written = [str(p) for p in write_stems(result.stems, out_dir)]
-            write_text_atomic(out_dir / "edits.json", json.dumps(edits_document(analysis, result.plan), indent=2))
-            write_text_atomic(out_dir / "flam_report.json", json.dumps({"flams": rows}, indent=2))
-            write_text_atomic(out_dir / "flam_report.csv", flam_csv(rows))
-            written += [str(out_dir / n) for n in ("edits.json", "flam_report.json", "flam_report.csv")]
+            reports = {
+                "edits.json": json.dumps(edits_document(analysis, result.plan), indent=2),
+                "flam_report.json": json.dumps({"flams": rows}, indent=2),
+                "flam_report.csv": flam_csv(rows),
+            }
+            # Stems are rendered and written one at a time, to temporary names; they and the
+            # reports are renamed into place together at the end, or none of them is.
+            edited = render_stems(session, result.plan, progress=progress)
+            extra = {name: text.encode("utf-8") for name, text in reports.items()}
+            written = [str(p) for p in write_stems(edited, out_dir, extra=extra)]
     except BaseException:
         if created and not dry_run and out_dir.is_dir() and not any(out_dir.iterdir()):
             out_dir.rmdir()
@@ -107,9 +111,10 @@ def run_session(paths: list[Path], out_dir: Path, opts: dict, progress=None) -> 
 
 def _batch_worker(args: tuple) -> dict:
     name, paths, out_dir, opts = args
-    import torch
+    if opts["engine"].lower() != "classic":
+        import torch
 
-    torch.set_num_threads(1)  # sessions run in parallel processes already
+        torch.set_num_threads(1)  # sessions run in parallel processes already
     from ..errors import BeatfixError
 
     try:
@@ -161,6 +166,20 @@ def run_batch(sessions_dir: Path, out_dir: Path, opts: dict, jobs: int, show_pro
     return sorted(results, key=lambda r: r["session"])
 
 
+@contextmanager
+def _interrupt_reported():
+    """Ctrl-C: one line on stderr, then exit 130 (typer turns KeyboardInterrupt into that exit silently).
+
+    By then the outputs are all-or-nothing: the session being written was rolled back."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        from . import _print_error
+
+        _print_error("interrupted: nothing half-written was left behind")
+        raise
+
+
 def align(
     stems: Optional[List[Path]] = common.STEMS_ARG,
     out: Path = typer.Option(..., "-o", "--out", help="Output folder (must be empty unless --force; never an input's folder)."),
@@ -169,10 +188,12 @@ def align(
     strength: float = typer.Option(100.0, "--strength", help="How far to move hits toward the grid, 0-100 %."),
     exclude_within: float = typer.Option(0.0, "--exclude-within", help="Leave hits already within this many ms of their slot."),
     swing: float = common.SWING_OPT,
+    grid_offset: Optional[float] = common.OFFSET_OPT,
     pad_ms: float = typer.Option(3.0, "--pad-ms", help="Cut this many ms before each hit's earliest attack."),
     xfade_ms: float = typer.Option(4.0, "--xfade-ms", help="Equal-power crossfade length at each seam."),
     engine: str = common.ENGINE_OPT,
     device: str = common.DEVICE_OPT,
+    model: Optional[Path] = common.MODEL_OPT,
     role: Optional[List[str]] = common.ROLE_OPT,
     flam_threshold_ms: float = common.FLAM_OPT,
     dry_run: bool = typer.Option(False, "--dry-run", help="Plan and report, write no audio."),
@@ -181,6 +202,11 @@ def align(
     jobs: int = typer.Option(1, "--jobs", help="Sessions processed in parallel with --batch."),
     as_json: bool = common.JSON_OPT,
 ) -> None:
+    # Before numpy loads: beatfix runs stems in parallel threads (and sessions in
+    # processes), so a BLAS pool per thread would only oversubscribe the cores;
+    # its idle threads spin and slow the work down on a small machine.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from ..errors import ParameterError
     from ..grid import check_bpm, check_swing, parse_grid
 
     parse_grid(grid)
@@ -188,14 +214,17 @@ def align(
     if bpm is not None:
         check_bpm(bpm)
     check_options(strength=strength, exclude_within=exclude_within, pad_ms=pad_ms, xfade_ms=xfade_ms, jobs=jobs)
+    if grid_offset is not None and not math.isfinite(grid_offset):
+        raise ParameterError(f"--grid-offset {grid_offset:g}: use a finite time in seconds")
     opts = dict(bpm=bpm, grid=grid, strength=strength, exclude_within=exclude_within, swing=swing, pad_ms=pad_ms,
-                xfade_ms=xfade_ms, engine=engine, device=device, role=role, flam_threshold_ms=flam_threshold_ms,
-                dry_run=dry_run, force=force)
+                xfade_ms=xfade_ms, engine=engine, device=device, model=model, role=role,
+                flam_threshold_ms=flam_threshold_ms, grid_offset=grid_offset, dry_run=dry_run, force=force)
     show_progress = common.is_tty() and not as_json
     if batch is not None:
         if stems:
             raise typer.BadParameter("give either stems or --batch, not both")
-        results = run_batch(batch, out, opts, jobs, show_progress)
+        with _interrupt_reported():
+            results = run_batch(batch, out, opts, jobs, show_progress)
         failed = [r for r in results if r["status"] != "ok"]
         if as_json:
             typer.echo(json.dumps({"sessions": results, "failed": len(failed)}, indent=2))
@@ -207,7 +236,7 @@ def align(
             raise typer.Exit(1)
         return
     paths = common.stems_or_fail(stems)
-    with common.progress_bar("aligning", enabled=show_progress) as progress:
+    with _interrupt_reported(), common.progress_bar("aligning", enabled=show_progress) as progress:
         doc = run_session(paths, out, opts, progress=progress)
     if as_json:
         typer.echo(json.dumps(doc, indent=2))
