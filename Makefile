@@ -11,7 +11,7 @@ STAMP      := $(VENV)/.beatfix-installed
 DEMO_OUT   ?= demo_out
 PYTEST_ARGS ?= -n 2
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench bench-speed clean
 
 install: $(STAMP)
 
@@ -31,6 +31,9 @@ test: install
 
 bench: install
 	$(BIN)/python benchmarks/run.py
+
+bench-speed: install
+	$(BIN)/python benchmarks/speed.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) $(DEMO_OUT)-timing.png build *.egg-info .pytest_cache
