@@ -125,8 +125,13 @@ def test_ctrl_c_in_the_final_renames_waits_for_them(tmp_path, monkeypatch):
     monkeypatch.setattr(audio_io.os, "replace", replace_and_interrupt)
     audio = np.zeros((1, 100), dtype=np.float32)
     jobs = [(tmp_path / f"{name}.wav", audio, 44100, "WAV", "PCM_24") for name in ("a", "b", "c")]
-    with pytest.raises(KeyboardInterrupt):
-        audio_io.write_files(jobs)
+    # CI may start us with SIGINT ignored (no terminal): give Ctrl-C its usual meaning here.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            audio_io.write_files(jobs)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", "b.wav", "c.wav"]
 
 
