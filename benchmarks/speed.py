@@ -514,17 +514,19 @@ def markdown(res: dict) -> str:
         for r in sorted(rows, key=lambda r: (r["engine"] != "classic", r["value"])):
             lines.append(_row(r, str(r["value"])))
         lines.append("")
+        per = unit[:-1] if unit.endswith("s") else unit
         for name in sorted({r["engine"] for r in rows}):
-            pts = [(r["value"], r["wall_s"]) for r in rows if r["engine"] == name]
-            mem = [(r["value"], r["peak_mb"]) for r in rows if r["engine"] == name]
-            if len(pts) < 3:
+            mine = sorted((r for r in rows if r["engine"] == name), key=lambda r: r["value"])
+            if len(mine) < 3:
                 continue
-            fixed, slope, worst = _fit(pts)
-            mfixed, mslope, mworst = _fit(mem)
-            lines.append(f"- {name}: wall ≈ {fixed:.1f} s + {slope:.2f} s per {unit[:-1] if unit.endswith('s') else unit}"
-                         f" (largest deviation from the line {worst * 100:.0f} %); peak memory ≈ {mfixed:.0f} MB + "
-                         f"{mslope:.1f} MB per {unit[:-1] if unit.endswith('s') else unit} "
-                         f"(largest deviation {mworst * 100:.0f} %).")
+            fixed, slope, _ = _fit([(r["value"], r["wall_s"]) for r in mine])
+            mfixed, mslope, mworst = _fit([(r["value"], r["peak_mb"]) for r in mine])
+            costs = ", ".join(f"{r['wall_s'] / r['value']:.1f}" for r in mine)
+            decoded = mine[-1]["size"]["decoded_mb"] / mine[-1]["value"]
+            lines.append(f"- {name}: wall per {per}: {costs} s ({', '.join(str(r['value']) for r in mine)} {unit}); "
+                         f"least squares wall ≈ {fixed:.1f} s + {slope:.2f} s per {per}. Peak memory ≈ {mfixed:.0f} MB "
+                         f"+ {mslope:.1f} MB per {per} (every point within {mworst * 100:.0f} % of that line; the "
+                         f"decoded audio is {decoded:.1f} MB per {per}).")
         lines.append("")
     if res["skipped"]:
         lines += ["Skipped for the time budget: " + "; ".join(res["skipped"]) + ".", ""]
@@ -595,8 +597,9 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="1-minute main case, small scaling runs: a smoke test")
     p.add_argument("--budget-min", type=float, default=14.0, help="stop adding scaling runs past this (minutes)")
     p.add_argument("--out", type=Path, default=HERE, help="folder for SPEED.md and speed.json")
+    p.add_argument("--from-json", type=Path, help="write the reports again from a saved speed.json, run nothing")
     args = p.parse_args(argv)
-    res = run(args)
+    res = json.loads(args.from_json.read_text()) if args.from_json else run(args)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "SPEED.md").write_text(markdown(res) + "\n")
     (args.out / "speed.json").write_text(json.dumps(res, indent=1) + "\n")
