@@ -32,6 +32,7 @@ import numpy as np  # noqa: E402
 
 import report  # noqa: E402
 from harness import ANALYSED, run_session  # noqa: E402
+from machine import code_version, cpu_model, usable_cores  # noqa: E402
 from sessions import DURATION_S, KIT_DIR, LAYOUTS, SESSIONS, bench_kit, bench_sessions  # noqa: E402
 
 COMMAND = ".venv/bin/python benchmarks/run.py"
@@ -52,31 +53,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def code_version() -> str:
-    """The commit benchmarked, and whether the working tree differs from it (read-only git calls)."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                              timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown (no git)"
-    return f"{head or 'unknown'}" + (" with uncommitted changes" if dirty else "")
-
-
 def machine() -> dict:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
+    cpu, usable = cpu_model(), usable_cores()
     import numpy
     import scipy
     import torch

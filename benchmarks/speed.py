@@ -48,6 +48,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))  # run from a checkout, beatfix not installed
 
+from machine import code_version, cpu_model, usable_cores  # noqa: E402
+
 COMMAND = ".venv/bin/python benchmarks/speed.py"
 SAMPLE_RATE = 48000
 BPM = 120.0  # 240 s is a whole number of bars at 120 BPM, so repeats keep the grid
@@ -71,18 +73,7 @@ SECTION_BEGIN, SECTION_END = "<!-- speed:begin -->", "<!-- speed:end -->"
 
 
 def machine() -> dict:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
+    cpu, usable = cpu_model(), usable_cores()
     mem_gb = None
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -94,14 +85,7 @@ def machine() -> dict:
     import scipy
     import soundfile
 
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                              timeout=10).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                                    capture_output=True, text=True, timeout=10).stdout.strip())
-        version = (head or "unknown") + (" with uncommitted changes" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        version = "unknown"
+    version = code_version()
     return {"cpu": cpu, "cores": os.cpu_count(), "usable_cores": usable, "memory_gb": mem_gb,
             "python": platform.python_version(), "numpy": numpy.__version__, "scipy": scipy.__version__,
             "libsndfile": soundfile.__libsndfile_version__, "platform": platform.platform(), "beatfix": version}
