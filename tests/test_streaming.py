@@ -20,7 +20,7 @@ import soundfile as sf
 from render_fixtures import SR, analysis, attacks_off_grid, session
 from session_fixtures import Spec, make_session
 
-from beatfix import madmom_adapter, onsets
+from beatfix import madmom_adapter, onsets, refine
 from beatfix.align import render_stems
 from beatfix.audio_io import read_stem, write_files, write_stems
 from beatfix.grid import Grid
@@ -59,9 +59,9 @@ def test_onset_activation_blocks_join_exactly(synth, monkeypatch):
 def test_refined_candidates_do_not_depend_on_the_chunking(synth, monkeypatch):
     stem = synth.session.stem("snare_top")
     (activation,) = madmom_adapter.onset_activations([stem.mono()], stem.sample_rate)
-    monkeypatch.setattr(onsets, "CHUNK_S", 1000.0)  # the whole stem in one window
+    monkeypatch.setattr(refine, "CHUNK_S", 1000.0)  # the whole stem in one window
     whole = onsets.stem_candidates(stem, activation, madmom_adapter.ONSET_FPS)
-    monkeypatch.setattr(onsets, "CHUNK_S", 0.01)  # windows just wide enough for one peak's search
+    monkeypatch.setattr(refine, "CHUNK_S", 0.01)  # windows just wide enough for one peak's search
     chunked = onsets.stem_candidates(stem, activation, madmom_adapter.ONSET_FPS)
     assert len(whole) > 10
     assert chunked == whole

@@ -277,6 +277,35 @@ def test_fixed_mic_names(kit):
         render_session(SessionSpec(seed=2, sample_rate=SR, duration_s=3.0, mics=("kick", "bongo")), kit)
 
 
+def test_idle_toms_are_miked_but_never_played(kit):
+    mics = ("kick", "snare", "hh", "tom1", "tom2", "ft", "overheads", "room")
+    spec = SessionSpec(seed=4, sample_rate=SR, duration_s=12.0, style="rock", n_toms=3, toms_played=1, mics=mics)
+    rendered = render_session(spec, kit)
+    played = {h["drum"] for h in rendered.truth["hits"]}
+    toms_played = {d for d in played if d.startswith("tom")}
+    assert len(toms_played) <= 1
+    assert {"tom1", "tom2", "ft"} <= set(rendered.stems)
+    # Every tom mic is there and carries bleed, even from the toms nobody hit.
+    for name in ("tom1", "tom2", "ft"):
+        assert np.max(np.abs(rendered.stems[name])) > 1e-3
+    everything = render_session(SessionSpec(seed=4, sample_rate=SR, duration_s=12.0, style="rock", n_toms=3,
+                                            mics=mics), kit)
+    assert len({h["drum"] for h in everything.truth["hits"]} - played) >= 1
+    with pytest.raises(ParameterError, match="toms played"):
+        SessionSpec(seed=4, n_toms=2, toms_played=3)
+
+
+def test_idle_tom_rate_leaves_the_other_draws_alone():
+    plain = [random_spec(np.random.default_rng(8)) for _ in range(1)][0]
+    rng = np.random.default_rng(8)
+    idle = random_spec(rng, idle_tom_rate=1.0)
+    assert idle.seed == plain.seed and idle.bpm == plain.bpm and idle.n_toms == plain.n_toms
+    assert plain.toms_played is None
+    assert idle.n_toms == 0 or 0 <= idle.toms_played < idle.n_toms
+    with pytest.raises(ParameterError, match="idle tom rate"):
+        random_spec(np.random.default_rng(8), idle_tom_rate=1.5)
+
+
 def test_sample_rates_are_drawn_from_the_allowed_set():
     rng = np.random.default_rng(0)
     rates = {random_spec(rng).sample_rate for _ in range(60)}

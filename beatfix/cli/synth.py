@@ -63,6 +63,8 @@ def register(app: typer.Typer) -> None:
         spread_ms_max: float = typer.Option(30.0, "--spread-ms-max", help="Sloppiest drummer, ms."),
         channels_min: int = typer.Option(2, "--channels-min", help="Fewest channels in a session (2-16)."),
         channels_max: int = typer.Option(16, "--channels-max", help="Most channels in a session (2-16)."),
+        idle_tom_rate: float = typer.Option(0.25, "--idle-tom-rate",
+                                            help="Share of sessions (0-1) where some toms are mic'd but never played."),
         fmt: str = typer.Option("wav", "--format", help="wav or flac (24-bit)."),
         ideal: bool = typer.Option(False, "--ideal",
                                    help="Also write ideal/ in each session: the same strokes exactly on the grid."),
@@ -98,7 +100,7 @@ def register(app: typer.Typer) -> None:
 
         # Everything is validated (options, then the kit) before anything is written.
         specs = draw_specs(sessions, seed=seed, sample_rates=rates, duration_s=duration_s, bpm_range=bpm_range,
-                           spread_ms_range=spread_range, channels_range=channels_range)
+                           spread_ms_range=spread_range, channels_range=channels_range, idle_tom_rate=idle_tom_rate)
         kit_for_rate(rates[0])
         if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
             raise OutputError(MSG_NOT_EMPTY.format(out=out_dir))

@@ -77,6 +77,7 @@ class SessionSpec:
     overheads_stereo_file: bool = False  # one stereo "overheads" stem instead of oh_l + oh_r
     room_stereo: bool = False
     n_toms: int = 3
+    toms_played: int | None = None  # of the toms set up, how many the drummer plays (None: all); the rest are mic'd
     flam_rate: float = 0.05  # share of loud snare and tom strokes played as flams
     lead_in_s: float | None = None  # time of slot 0; drawn from 0.2-1.0 s when None
     mics: tuple[str, ...] | None = None  # fixed mic names (mics.MIC_NAMES); drawn to fit n_channels when None
@@ -93,6 +94,8 @@ class SessionSpec:
             raise ParameterError(f"{self.n_channels} channels is out of range: use 2 to {MAX_CHANNELS}")
         if not 0 <= self.n_toms <= 3:
             raise ParameterError(f"{self.n_toms} toms is out of range: use 0 to 3")
+        if self.toms_played is not None and not 0 <= self.toms_played <= self.n_toms:
+            raise ParameterError(f"{self.toms_played} toms played is out of range: use 0 to the {self.n_toms} set up")
         if not (math.isfinite(self.spread_ms) and 0.0 <= self.spread_ms <= 100.0):
             raise ParameterError(f"spread {self.spread_ms:g} ms is out of range: use 0 to 100")
         if not (math.isfinite(self.limb_ms) and 0.0 <= self.limb_ms <= 30.0):
@@ -106,8 +109,13 @@ class SessionSpec:
 def random_spec(rng: np.random.Generator, *, sample_rates: Sequence[int] = SAMPLE_RATES,
                 bpm_range: tuple[float, float] = (60.0, 200.0), spread_ms_range: tuple[float, float] = (3.0, 30.0),
                 channels_range: tuple[int, int] = (2, 16), duration_s: float = 20.0,
-                styles: Sequence[str] = STYLES, kit: str = "procedural") -> SessionSpec:
-    """Draw a spec; spreads are log-uniform so tight and sloppy drummers are equally common per octave."""
+                styles: Sequence[str] = STYLES, kit: str = "procedural", idle_tom_rate: float = 0.0) -> SessionSpec:
+    """Draw a spec; spreads are log-uniform so tight and sloppy drummers are equally common per octave.
+
+    ``idle_tom_rate``: the share of sessions whose drummer leaves some of the
+    toms set up unplayed (drawn from the spec's own seed, so the other draws do
+    not depend on it).
+    """
     lo, hi = spread_ms_range
     if not 0.0 < lo <= hi:
         raise ParameterError(f"spread range {lo:g}-{hi:g} ms: use 0 < min <= max")
@@ -115,7 +123,9 @@ def random_spec(rng: np.random.Generator, *, sample_rates: Sequence[int] = SAMPL
         raise ParameterError(f"channel range {channels_range[0]}-{channels_range[1]}: use 2 <= min <= max <= 16")
     if bpm_range[0] > bpm_range[1]:
         raise ParameterError(f"bpm range {bpm_range[0]:g}-{bpm_range[1]:g}: min is above max")
-    return SessionSpec(
+    if not 0.0 <= idle_tom_rate <= 1.0:
+        raise ParameterError(f"idle tom rate {idle_tom_rate:g}: use 0 to 1")
+    spec = SessionSpec(
         seed=int(rng.integers(2**31)),
         sample_rate=int(rng.choice(list(sample_rates))),
         bpm=round(float(rng.uniform(*bpm_range)), 2),
@@ -129,6 +139,10 @@ def random_spec(rng: np.random.Generator, *, sample_rates: Sequence[int] = SAMPL
         n_toms=int(rng.choice([0, 1, 2, 3], p=[0.1, 0.2, 0.3, 0.4])),
         flam_rate=float(rng.uniform(0.0, 0.1)),
     )
+    own = np.random.default_rng([spec.seed, 5])
+    if spec.n_toms > 0 and own.random() < idle_tom_rate:
+        spec = replace(spec, toms_played=int(own.integers(0, spec.n_toms)))
+    return spec
 
 
 @dataclass(frozen=True, eq=False)
@@ -167,11 +181,16 @@ def _plan(spec: SessionSpec, kit: Kit) -> _Plan:
     # Fewer toms set up: keep the high and the floor tom, the usual small kit.
     keep = {0: [], 1: toms[:1], 2: toms[:1] + toms[-1:] if len(toms) > 1 else toms}.get(spec.n_toms, toms)
     drums = [d for d in kit.drums if d not in TOMS or d in keep]
+    idle: list[str] = []
+    if spec.toms_played is not None and spec.toms_played < len(keep):
+        # A verse without fills: some toms are set up and mic'd but never hit, so their mics hear only bleed.
+        order = np.random.default_rng([spec.seed, 4]).permutation(len(keep))
+        idle = [keep[i] for i in sorted(order[:len(keep) - spec.toms_played])]
     performance = perform(np.random.default_rng([spec.seed, 1]), style=spec.style, bpm=spec.bpm,
                           duration_s=spec.duration_s, spread_ms=spec.spread_ms, sample_rate=spec.sample_rate,
-                          drums=drums, lead_in_s=spec.lead_in_s, flam_rate=spec.flam_rate,
-                          limb_ms=spec.limb_ms)
-    mics = random_mics(np.random.default_rng([spec.seed, 2]), drums=performance.drums,
+                          drums=[d for d in drums if d not in idle], lead_in_s=spec.lead_in_s,
+                          flam_rate=spec.flam_rate, limb_ms=spec.limb_ms)
+    mics = random_mics(np.random.default_rng([spec.seed, 2]), drums=sorted(set(performance.drums) | set(idle)),
                        sample_rate=spec.sample_rate, n_channels=spec.n_channels,
                        overheads_stereo_file=spec.overheads_stereo_file, room_stereo=spec.room_stereo,
                        names=spec.mics)
