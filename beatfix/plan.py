@@ -26,15 +26,25 @@ the piece's latest attack), and never repeats or drops an attack:
   close already.
 * A piece's cut never lands before output sample 0, and its first attack stays
   inside the output, unless that breaks the rules above.
+
+Given the session's audio, the planner also hears the attacks the analysis
+missed (:mod:`beatfix.attacks`: a soft flam grace note, a cymbal with no close
+mic): an attack up to ``LEAD_IN_MS`` before a hit moves the cut a pad before
+it, so the piece carries it whole; an attack further back, after the previous
+piece's protected zone, starts a protected zone of its own, and the seam's
+room (``Edit.room_from_sample``) starts after that. Each seam's crossfade is
+shaped by how alike its two sides are (``Edit.xfade_correlation``).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Sequence
 
 import numpy as np
 
+from .attacks import AttackMap, find_attacks
 from .errors import ParameterError
 from .types import Analysis
 
@@ -44,6 +54,9 @@ PROTECT_BASE_MS = 30.0
 # masked on the short decays the stretch is used for (only when the gap is larger
 # than the decay available to fill it).
 MAX_STRETCH_RATIO = 2.0
+# An undetected attack this close before a hit's cut is carried by the hit's piece: a flam's
+# grace note (8-45 ms before its main stroke), a cymbal struck with the kick.
+LEAD_IN_MS = 50.0
 
 _MAX_PAD_MS = 100.0
 _MAX_XFADE_MS = 100.0
@@ -62,6 +75,12 @@ class Edit:
     deviation_ms: float  # hit anchor minus its target, before editing
     merged_hit_indices: tuple[int, ...] = ()  # further hits too close to cut apart
     last_attack_sample: int | None = None  # latest attack in the piece if hits merged
+    # The seam before this piece touches no source before this sample: an attack the analysis
+    # missed, and its protected zone, lie before it. None: the previous piece's protected zone.
+    room_from_sample: int | None = None
+    # How alike the two sides of this seam's crossfade are, 0 to 1 (1: equal gain, 0: equal
+    # power), measured on all channels. None: judged from the move alone (render.ALIKE_BELOW_MS).
+    xfade_correlation: float | None = None
 
     @property
     def protect_from_sample(self) -> int:
@@ -95,15 +114,18 @@ def ms_to_samples(ms: float, sample_rate: int) -> int:
     return int(math.floor(ms * sample_rate / 1000.0 + 0.5))
 
 
-def decay_room_samples(prev: Edit | None, cut_sample: int, protect_samples: int) -> int | None:
+def decay_room_samples(prev: Edit | None, cut_sample: int, protect_samples: int, *,
+                       room_from_sample: int | None = None) -> int | None:
     """Decay between ``prev``'s protected zone and ``cut_sample``; None before the first hit.
 
     Everything a seam does to the previous piece (crossfade, fill, stretch)
-    must fit in this room.
+    must fit in this room. ``room_from_sample`` (an :class:`Edit`'s) starts
+    it later, after an attack the analysis missed.
     """
-    if prev is None:
-        return None
-    return cut_sample - (prev.protect_from_sample + protect_samples)
+    starts = [] if prev is None else [prev.protect_from_sample + protect_samples]
+    if room_from_sample is not None:
+        starts.append(room_from_sample)
+    return cut_sample - max(starts) if starts else None
 
 
 def max_later_samples(room: int | None, xfade_samples: int) -> float:
@@ -182,6 +204,52 @@ def _merge_close(attacks: list[int], min_apart_samples: int) -> list[list[int]]:
     return groups
 
 
+def _clear_cut(found: AttackMap, cut: int, attack: int, zone_end: int, pad: int, lead_in: int,
+               protect: int) -> tuple[int, int | None]:
+    """``cut`` moved a pad before undetected attacks just ahead of it; where its seam's room starts.
+
+    Attacks before ``cut`` in the ``lead_in`` before the hit's ``attack``
+    (and after the previous piece's protected zone, which ends at
+    ``zone_end``) join the piece, and so does any attack less than ``protect + pad`` before one
+    that joined: one stroke reaches the room mic many ms after its close mic,
+    and the piece carries all of it. The latest attack left behind, with
+    ``protect`` after it, bounds the seam's room.
+    """
+    # Attacks after the cut are the hit's own, heard a little early in some channel, or start
+    # after the cut anyway; what the cut would land in or after is what the piece must carry.
+    ahead = found.between(max(zone_end, attack - lead_in), cut)
+    if ahead.size:
+        lead = int(ahead[0])
+        while (more := found.between(max(zone_end, lead - protect - pad), lead)).size:
+            lead = int(more[0])
+        cut = max(0, min(cut, lead - pad))
+    behind = found.latest_before(cut, not_before=zone_end)
+    return cut, None if behind is None else behind + protect
+
+
+def seam_correlation(audio: Sequence[np.ndarray], cut: int, lag: int, n: int) -> float:
+    """Correlation, 0 to 1, of the ``n`` samples before ``cut`` with those ``lag`` earlier, all channels.
+
+    A seam moving by ``lag`` crossfades exactly these two stretches (an
+    overlap's and a fill's alike): how alike they are decides the fade's
+    shape (:func:`beatfix.render.crossfade_gains`). ``audio`` holds arrays
+    ``(n_channels, n_samples)``; loud channels weigh most, as in a mix.
+    """
+    start = max(cut - n, lag, 0)
+    if cut <= start:
+        return 0.0
+    num = power_a = power_b = 0.0
+    for channels in audio:
+        a = np.asarray(channels[..., start:cut], dtype=np.float64)
+        b = np.asarray(channels[..., start - lag:cut - lag], dtype=np.float64)
+        num += float(np.sum(a * b))
+        power_a += float(np.sum(a * a))
+        power_b += float(np.sum(b * b))
+    if power_a <= 0.0 or power_b <= 0.0:
+        return 0.0
+    return float(min(1.0, max(0.0, num / math.sqrt(power_a * power_b))))
+
+
 def plan_edits(
     analysis: Analysis,
     *,
@@ -191,6 +259,8 @@ def plan_edits(
     pad_ms: float = 3.0,
     xfade_ms: float = 4.0,
     protect_ms: float | None = None,
+    audio: Sequence[np.ndarray] | None = None,
+    attacks: AttackMap | None = None,
 ) -> EditPlan:
     """Plan one cut and one whole-sample shift per hit (or group of merged hits).
 
@@ -199,6 +269,13 @@ def plan_edits(
     ``strength_pct`` of its deviation unless it is already within
     ``exclude_within_ms`` of the slot. See the module docstring for the rules
     that keep order and leave room for seams.
+
+    ``audio``: every stem of the session, ``(n_channels, n_samples)`` arrays
+    (all channels, overheads and rooms too). With it, attacks the analysis
+    missed are kept out of every seam and crossfades are fitted to their
+    material; ``attacks`` (:func:`beatfix.attacks.find_attacks` of that
+    audio) saves finding them again. Without either, only the analysis's
+    hits are protected.
     """
     sr = analysis.sample_rate
     if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0:
@@ -211,27 +288,43 @@ def plan_edits(
     if protect_ms is None:
         protect_ms = default_protect_ms(analysis)
     protect_ms = _check_number("protect_ms", protect_ms, 0.0, _MAX_PROTECT_MS)
+    if audio is not None:
+        audio = [np.asarray(a) for a in audio]
+        if any(a.shape[-1] != n_samples for a in audio):
+            raise ParameterError(f"audio must have {n_samples} samples per channel, as n_samples says")
+        if attacks is None:
+            attacks = find_attacks(audio, int(sr))
 
     plan = EditPlan(int(sr), n_samples, pad_ms, xfade_ms, protect_ms, edits=())
     if not analysis.hits:
         return plan
-    attacks, desired, deviations, slots = _hit_samples(analysis, n_samples, strength)
+    hit_attacks, desired, deviations, slots = _hit_samples(analysis, n_samples, strength)
     for i, dev_ms in enumerate(deviations):
         # Inclusive, as in Beat Detective / Elastic Audio "exclude within".
         if abs(dev_ms) <= exclude_ms:
             desired[i] = 0.0
 
     pad, xfade, protect = plan.pad_samples, plan.xfade_samples, plan.protect_samples
+    lead_in = ms_to_samples(LEAD_IN_MS, sr)
+    # An undetected attack is heard in each channel's own time (the room's arrival is one of
+    # them), so it is protected as a close-mic attack is, without the mic delays.
+    protect_undetected = ms_to_samples(min(protect_ms, PROTECT_BASE_MS), sr)
     edits: list[Edit] = []
     # At least one sample apart, so cuts are strictly increasing even with no pad or fade.
-    for group in _merge_close(attacks, max(1, pad + xfade)):
+    for group in _merge_close(hit_attacks, max(1, pad + xfade)):
         first = group[0]
-        attack = attacks[first]
-        last_attack = max(attacks[i] for i in group)
+        attack = hit_attacks[first]
+        last_attack = max(hit_attacks[i] for i in group)
         cut = max(0, attack - pad)
         prev = edits[-1] if edits else None
         prev_shift = prev.shift_samples if prev else 0
-        room = decay_room_samples(prev, cut, protect)
+        room_from = None
+        if attacks is not None:
+            zone_end = prev.protect_from_sample + protect if prev else 0
+            cut, room_from = _clear_cut(attacks, cut, attack, zone_end, pad, lead_in, protect_undetected)
+            if prev is not None:
+                cut = max(cut, prev.cut_sample + 1)
+        room = decay_room_samples(prev, cut, protect, room_from_sample=room_from)
         low = prev_shift - max_earlier_samples(room, xfade)
         high = prev_shift + max_later_samples(room, xfade)
         # Keep the piece in the output; the seam rules come first when they disagree.
@@ -240,6 +333,8 @@ def plan_edits(
             low, high = edge_low, edge_high
         wanted = float(np.mean([desired[i] for i in group]))
         shift = int(min(max(math.floor(wanted + 0.5), low), high))
+        move = abs(shift - prev_shift)
+        alike = seam_correlation(audio, cut, move, xfade) if audio is not None and move else None
         edits.append(
             Edit(
                 hit_index=first,
@@ -250,6 +345,8 @@ def plan_edits(
                 deviation_ms=deviations[first],
                 merged_hit_indices=tuple(group[1:]),
                 last_attack_sample=last_attack if len(group) > 1 else None,
+                room_from_sample=room_from,
+                xfade_correlation=alike,
             )
         )
     return replace(plan, edits=tuple(edits))

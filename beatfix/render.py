@@ -10,10 +10,10 @@ At the seam where piece ``k`` starts (``P = cut_k + shift_k`` in the output),
 with ``d = shift_k - shift_{k-1}``, the kinds are:
 
 * ``join`` (``d == 0``): the pieces are contiguous in the source; nothing to do.
-* ``overlap`` (``d < 0``): piece ``k-1`` is trimmed; an equal-power crossfade
-  over output ``[P - xfade, P)`` mixes its decay into piece ``k``'s own
-  pre-attack material (which is the same decay, later). Piece ``k`` is at full
-  level from ``P`` on, so its pad and attack are never faded.
+* ``overlap`` (``d < 0``): piece ``k-1`` is trimmed; a crossfade over output
+  ``[P - xfade, P)`` mixes its decay into piece ``k``'s own pre-attack
+  material (which is the same decay, later). Piece ``k`` is at full level
+  from ``P`` on, so its pad and attack are never faded.
 * ``fill`` (``d > 0``, decay room ``>= d + xfade``): piece ``k-1`` plays to
   its own source end (``cut_k``), never past it, so the next attack never
   sounds twice; piece ``k`` is extended backwards by ``d + xfade`` through the
@@ -24,8 +24,20 @@ with ``d = shift_k - shift_{k-1}``, the kinds are:
   by windowed sinc to fill output ``[R + shift_{k-1}, P)``. It ends exactly
   where piece ``k`` starts in the source, so no crossfade is needed.
 
+Where the last piece, moved earlier, runs out of input before the output
+ends, it is faded out over a crossfade's length rather than cut off.
+
 "Decay room" is :func:`beatfix.plan.decay_room_samples`; the planner keeps
 every seam inside it, and :func:`plan_seams` refuses a plan that does not.
+When the planner heard the audio, the room also starts after any attack the
+analysis missed (``Edit.room_from_sample``), so no seam plays, drops or
+stretches one.
+
+Crossfades keep the level steady whatever they join: two sides with
+correlation ``r`` get gains ``a, b`` (from a linear ramp) scaled so that
+``a^2 + b^2 + 2 r a b = 1``: equal power for unrelated material (``r = 0``),
+equal gain for the same material a few samples apart (``r = 1``), where an
+equal-power fade would be 3 dB too loud in its middle.
 """
 
 from __future__ import annotations
@@ -46,6 +58,8 @@ _STRETCH_BLOCK = 4096  # output samples resampled at a time
 _PHASES = 1024  # fractional positions tabulated; linear between them is exact to ~1e-6
 # Progress is reported about this many times per render.
 _PROGRESS_STEPS = 50
+# Without a measured correlation, pieces this close in time are faded as the same material.
+ALIKE_BELOW_MS = 1.0
 
 
 @dataclass(frozen=True)
@@ -66,6 +80,18 @@ class Seam:
     shift_samples: int
     stretch_src_start: int = 0
     stretch_src_stop: int = 0
+    xfade_correlation: float = 0.0  # how alike the crossfade's two sides are, 0 to 1
+
+
+def _correlation(edit: Edit, move: int, sample_rate: int) -> float:
+    """The edit's measured correlation; unmeasured, a move under ALIKE_BELOW_MS counts as the same material.
+
+    Never measured here on the audio being rendered: stems rendered one at a
+    time must get the same fades as when rendered together.
+    """
+    if edit.xfade_correlation is not None:
+        return min(1.0, max(0.0, float(edit.xfade_correlation)))
+    return 1.0 if abs(move) < ALIKE_BELOW_MS * sample_rate / 1000.0 else 0.0
 
 
 def _seam(index: int, prev: Edit | None, edit: Edit, plan: EditPlan) -> Seam:
@@ -73,23 +99,25 @@ def _seam(index: int, prev: Edit | None, edit: Edit, plan: EditPlan) -> Seam:
     shift, cut, xfade = edit.shift_samples, edit.cut_sample, plan.xfade_samples
     move = shift - prev_shift
     start = cut + shift
-    room = decay_room_samples(prev, cut, plan.protect_samples)
+    room = decay_room_samples(prev, cut, plan.protect_samples, room_from_sample=edit.room_from_sample)
     if move == 0:
         return Seam(index, "join", start, start, prev_shift, shift)
     if move < 0:
         if room is not None and xfade - move > room:
             raise ParameterError(
                 f"edit {index}: moving {-move} samples earlier leaves no room for a "
-                f"{xfade}-sample crossfade after the previous hit's protected zone"
+                f"{xfade}-sample crossfade after the previous hit's protected zone (or a later attack)"
             )
-        return Seam(index, "overlap", start - xfade, start, prev_shift, shift)
+        return Seam(index, "overlap", start - xfade, start, prev_shift, shift,
+                    xfade_correlation=_correlation(edit, move, plan.sample_rate))
     if room is None or move + xfade <= room:
         prev_end = cut + prev_shift  # piece k-1's source end, in the output
-        return Seam(index, "fill", prev_end - xfade, prev_end, prev_shift, shift)
+        return Seam(index, "fill", prev_end - xfade, prev_end, prev_shift, shift,
+                    xfade_correlation=_correlation(edit, move, plan.sample_rate))
     if room < 1:
         raise ParameterError(
             f"edit {index}: moving {move} samples later needs a stretch, but the previous "
-            "piece has no decay after its protected zone"
+            "piece has no decay after its protected zone (or a later attack)"
         )
     stretch_from = cut - room
     return Seam(index, "stretch", stretch_from + prev_shift, start, prev_shift, shift,
@@ -187,13 +215,21 @@ def stretch(audio: np.ndarray, src_start: int, src_stop: int, n_out: int) -> np.
     return out
 
 
-def _equal_power(n: int, dtype) -> tuple[np.ndarray, np.ndarray]:
-    """Fade-out and fade-in gains of ``n`` samples whose squares sum to 1."""
-    phase = (np.arange(n) + 0.5) / max(n, 1) * (np.pi / 2.0)
-    return np.cos(phase).astype(dtype), np.sin(phase).astype(dtype)
+def crossfade_gains(n: int, correlation: float, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
+    """Fade-out and fade-in gains of ``n`` samples for two sides of this correlation (0 to 1).
+
+    A linear ramp ``a = 1 - t``, ``b = t`` divided by the level the two
+    sides sum to, ``sqrt(a^2 + b^2 + 2 r a b)``: the sum keeps the sides'
+    level all through the fade, equal power at ``r = 0``, equal gain at 1.
+    """
+    r = min(1.0, max(0.0, float(correlation)))
+    t = (np.arange(n) + 0.5) / max(n, 1)
+    a, b = 1.0 - t, t
+    level = np.sqrt(a * a + b * b + 2.0 * r * a * b)
+    return (a / level).astype(dtype), (b / level).astype(dtype)
 
 
-def _middle(out: np.ndarray, audio: np.ndarray, seam: Seam, fades) -> None:
+def _middle(out: np.ndarray, audio: np.ndarray, seam: Seam, xfade_samples: int) -> None:
     """Write the seam's crossfade or stretch into the output, clipped to its length."""
     n = audio.shape[1]
     start, stop = seam.out_start, seam.out_stop
@@ -204,9 +240,9 @@ def _middle(out: np.ndarray, audio: np.ndarray, seam: Seam, fades) -> None:
         filled = stretch(audio, seam.stretch_src_start, seam.stretch_src_stop, stop - start)
         out[:, lo:hi] = filled[:, lo - start:hi - start]
         return
-    fade_out, fade_in = fades
     prev = _read(audio, lo - seam.prev_shift_samples, hi - seam.prev_shift_samples)
     nxt = _read(audio, lo - seam.shift_samples, hi - seam.shift_samples)
+    fade_out, fade_in = crossfade_gains(xfade_samples, seam.xfade_correlation, audio.dtype)
     out[:, lo:hi] = prev * fade_out[lo - start:hi - start] + nxt * fade_in[lo - start:hi - start]
 
 
@@ -231,16 +267,30 @@ def render(
     seams = plan_seams(plan)
     # The seams partition the output, so every sample is written once: no zero-fill pass.
     out = np.empty_like(audio)
-    fades = _equal_power(plan.xfade_samples, audio.dtype)
     every = max(1, len(seams) // _PROGRESS_STEPS)
     copy_from, shift = -np.inf, 0  # the lead-in: everything before the first cut
     for i, seam in enumerate(seams):
         _copy(out, audio, copy_from, seam.out_start, shift)
-        _middle(out, audio, seam, fades)
+        _middle(out, audio, seam, plan.xfade_samples)
         copy_from, shift = seam.out_stop, seam.shift_samples
         if progress is not None and i % every == 0:
             progress(i / len(seams))
     _copy(out, audio, copy_from, audio.shape[1], shift)
+    _fade_out_end(out, copy_from, shift, plan.xfade_samples)
     if progress is not None:
         progress(1.0)
     return out
+
+
+def _fade_out_end(out: np.ndarray, piece_start: float, shift: int, n_fade: int) -> None:
+    """Fade the last piece out where it runs out of input, if it moved earlier.
+
+    It then ends ``-shift`` samples before the output does; cut off there
+    mid-decay, it would click. The input's own end is where the file ends.
+    """
+    stop = out.shape[1] + shift
+    if shift >= 0 or stop <= 0:
+        return
+    start = int(max(stop - n_fade, piece_start, 0))
+    if stop > start:
+        out[:, start:stop] *= crossfade_gains(stop - start, 1.0, out.dtype)[0]

@@ -1,11 +1,13 @@
 """Seeded synthetic drum sessions for the plan and render tests, and what a listener would measure.
 
-Two one-shots with known sample-exact attacks: a "kick" (click, then a pitch
-sweep 120 -> 50 Hz with a little shell noise) and a "snare" (noise and a
-190 Hz tone). Four channels: kick close, snare close, an overhead hearing
-both 3 ms late at other gains, and a room hearing both 12 ms late through a
-decaying-noise tail. Every hit has one close-mic onset, so its anchor and
-earliest attack are the same sample.
+Three one-shots with known sample-exact attacks: a "kick" (click, then a
+pitch sweep 120 -> 50 Hz with a little shell noise), a "snare" (noise and a
+190 Hz tone) and a "cymbal" (bright noise ringing for half a second). Four
+channels: kick close, snare close, an overhead hearing every drum 3 ms late
+at other gains, and a room hearing them 12 ms late through a decaying-noise
+tail. The cymbal has no close mic: only the overhead and the room hear it.
+Every hit has one close-mic onset, so its anchor and earliest attack are the
+same sample.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ OH_DELAY = 144  # 3 ms
 ROOM_DELAY = 576  # 12 ms
 CHANNELS = ("kick", "snare", "overhead", "room")
 SHOT_SAMPLES = SR // 4
+OVERHEAD_GAIN = {"kick": 0.35, "snare": 0.5, "cymbal": 0.6}
 TEMPLATE_SAMPLES = 240  # the first 5 ms: what makes an attack an attack
 
 
@@ -36,8 +39,11 @@ def _shots() -> dict[str, np.ndarray]:
     rattle = rng.standard_normal(t.size) * np.exp(-t / 0.04)
     tone = np.sin(2 * np.pi * 190.0 * t) * np.exp(-t / 0.04)
     snare = 0.6 * rattle + 0.5 * tone
+    wash = sps.sosfilt(sps.butter(2, 3000.0, "highpass", fs=SR, output="sos"), rng.standard_normal(t.size))
+    cymbal = wash * np.exp(-t / 0.5)
     return {"kick": (kick / np.abs(kick).max()).astype(np.float32),
-            "snare": (snare / np.abs(snare).max()).astype(np.float32)}
+            "snare": (snare / np.abs(snare).max()).astype(np.float32),
+            "cymbal": (cymbal / np.abs(cymbal).max()).astype(np.float32)}
 
 
 def highpass(channel: np.ndarray, cutoff_hz: float) -> np.ndarray:
@@ -57,15 +63,23 @@ def _place(track: np.ndarray, shot: np.ndarray, at: int, gain: float) -> None:
         track[at:stop] += gain * shot[:stop - at]
 
 
-def session(attacks: list[int], kinds: list[str], n_samples: int, *, seed: int = 0) -> np.ndarray:
-    """Audio ``(4, n_samples)`` float32 with one one-shot per attack sample."""
+def session(attacks: list[int], kinds: list[str], n_samples: int, *, seed: int = 0,
+            gains: list[float] | None = None) -> np.ndarray:
+    """Audio ``(4, n_samples)`` float32 with one one-shot per attack sample.
+
+    Each stroke's gain is drawn from 0.6-0.9 unless ``gains`` gives them (a
+    soft grace note). A cymbal is heard in the overhead and the room only.
+    """
     rng = np.random.default_rng(seed)
     audio = np.zeros((4, n_samples))
     dry = np.zeros(n_samples)
-    for at, kind in zip(attacks, kinds):
+    for i, (at, kind) in enumerate(zip(attacks, kinds)):
         gain = float(rng.uniform(0.6, 0.9))
-        _place(audio[CHANNELS.index(kind)], SHOTS[kind], at, gain)
-        _place(audio[2], SHOTS[kind], at + OH_DELAY, gain * (0.35 if kind == "kick" else 0.5))
+        if gains is not None:
+            gain = gains[i]
+        if kind in CHANNELS:
+            _place(audio[CHANNELS.index(kind)], SHOTS[kind], at, gain)
+        _place(audio[2], SHOTS[kind], at + OH_DELAY, gain * OVERHEAD_GAIN[kind])
         _place(dry, SHOTS[kind], at + ROOM_DELAY, gain * 0.4)
     ir = np.zeros(SR // 2)
     ir[0] = 1.0

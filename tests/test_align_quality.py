@@ -81,3 +81,39 @@ def test_outputs_keep_exact_length_and_shape(edited, performed):
     _, edited = edited
     for name, audio in performed.stems.items():
         assert edited[name].shape == audio.shape and edited[name].dtype == audio.dtype
+
+
+def test_flams_the_analysis_misses_are_neither_doubled_nor_chopped():
+    """Soft flam grace notes that no hit accounts for, planned as ``beatfix align`` plans (hearing the audio).
+
+    The truth's own hits, each cut at its main stroke as if the grace had gone
+    undetected; half the loud snare and tom strokes are flams. Planned without
+    the audio, seams replay or chop graces (the check below can fail); planned
+    with it, none.
+    """
+    from dataclasses import replace
+
+    from beatfix.align import render_stems
+    from beatfix.plan import plan_edits
+
+    spec = SessionSpec(seed=6, sample_rate=44100, bpm=100.0, style="funk", duration_s=10.0, spread_ms=25.0,
+                       n_channels=8, n_toms=1, flam_rate=0.5, mics=("kick", "snare", "hh", "tom1", "overheads", "room"))
+    performed = render_session(spec, procedural_kit(44100, seed=5))
+    truth, session, sr = performed.truth, performed.as_session(), performed.sample_rate
+    oracle = ev.oracle_analysis(truth)
+    graces_unseen = replace(oracle, hits=tuple(
+        replace(h, earliest_s=min(t - oracle.delay_s(s) for s, t in h.onsets.items())) for h in oracle.hits))
+    locator = ev.Locator(performed.stems, truth, performed.hit_shots)
+
+    def artifacts(audio):
+        plan = plan_edits(graces_unseen, n_samples=session.n_samples, audio=audio)
+        out = {s.name: s.audio for s in render_stems(session, plan)}
+        landings = locator.locate(out)
+        reference = ev.render_landed(performed, ev.landed_onsets_s(landings, truth))
+        art = ev.seam_artifacts(out, reference, sr, landings=landings, source=performed.stems,
+                                source_s=ev.source_time_map(landings, truth))
+        return art.clicks_s + art.double_attacks_s + art.bumps_s
+
+    assert sum(h["grace"] for h in truth["hits"]) >= 4
+    assert artifacts(None) != ()  # deaf to the audio, this session's seams do go wrong
+    assert artifacts([s.audio for s in session.stems]) == ()

@@ -1,4 +1,4 @@
-"""Edit planning: targets, strength, exclusion, protection, merging, order and validation."""
+"""Edit planning: targets, strength, exclusion, protection, merging, order, validation, and attacks heard in the audio."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from beatfix.attacks import find_attacks
 from beatfix.errors import ParameterError
 from beatfix.grid import Grid
 from beatfix.plan import EditPlan, decay_room_samples, plan_edits
+from beatfix.render import plan_seams
 from beatfix.types import Hit
-from render_fixtures import SR, analysis, attacks_off_grid
+from render_fixtures import SR, analysis, attacks_off_grid, session
 
 GRID = Grid(bpm=120.0, offset_s=0.1, steps_per_beat=2.0)  # a slot every 250 ms
 SLOTS = list(range(8))
@@ -167,3 +169,79 @@ def test_non_finite_hit_time_raises():
     a = replace(a, hits=(Hit(math.nan, math.nan, 0, 0.0, {}),))
     with pytest.raises(ParameterError, match="non-finite"):
         plan_edits(a, n_samples=N_SAMPLES)
+
+
+# --- Hearing the audio: attacks the analysis missed, and how alike a crossfade's sides are ---
+
+
+def test_attacks_are_heard_where_strokes_start_and_not_in_a_reverb_tail():
+    n = 4 * SR // 10
+    rng = np.random.default_rng(11)
+    wash = rng.standard_normal(n) * np.exp(-np.arange(n) / (0.15 * SR))  # a room's tail, no stroke in it
+    assert [a for a in find_attacks([wash], SR).start_samples if a > SR // 200] == []
+    audio = session([4800, 12000], ["snare", "snare"], n, gains=[0.8, 0.08])  # the second one soft
+    found = find_attacks([audio[1]], SR).start_samples
+    assert found.size == 2
+    for start, stroke in zip(found, (4800, 12000)):  # each stroke is heard just before it starts
+        assert stroke - SR // 1000 <= start <= stroke
+
+
+def test_a_cut_moves_before_an_undetected_attack_just_ahead_of_its_hit():
+    grid = GRID
+    kick, snare = attacks_off_grid(grid, [0, 1], [8.0, -10.0])
+    grace = snare - 20 * SR // 1000
+    audio = session([kick, grace, snare], ["kick", "snare", "snare"], N_SAMPLES, gains=[0.8, 0.1, 0.8])
+    a = analysis([kick, snare], [0, 1], grid, N_SAMPLES)
+    deaf = plan_edits(a, n_samples=N_SAMPLES)
+    heard = plan_edits(a, n_samples=N_SAMPLES, audio=[audio])
+    pad = heard.pad_samples
+    assert deaf.edits[1].cut_sample == snare - pad
+    # The grace joins the snare's piece, a pad ahead of it; the moves are the analysis's as before.
+    assert grace - pad - SR // 1000 <= heard.edits[1].cut_sample <= grace - pad
+    assert [e.shift_samples for e in heard.edits] == [e.shift_samples for e in deaf.edits]
+    assert [e.attack_sample for e in heard.edits] == [kick, snare]
+    # Precomputed attacks plan the same.
+    again = plan_edits(a, n_samples=N_SAMPLES, audio=[audio], attacks=find_attacks([audio], SR))
+    assert again.edits == heard.edits
+
+
+def test_no_seam_reaches_back_into_an_undetected_attack_further_back():
+    # A kick 35 ms late, then a stroke the analysis missed 70 ms before a kick 40 ms early:
+    # filling the 75 ms gap from decay would replay the stroke. It is too far ahead of the kick
+    # to join its piece, so the seam must stay after it (and its 30 ms), and the move gives way.
+    grid = GRID
+    first, second = attacks_off_grid(grid, [0, 1], [35.0, -40.0])
+    stray = second - 70 * SR // 1000
+    audio = session([first, stray, second], ["kick", "snare", "kick"], N_SAMPLES, gains=[0.8, 0.5, 0.8])
+    a = analysis([first, second], [0, 1], grid, N_SAMPLES)
+    deaf = plan_edits(a, n_samples=N_SAMPLES)
+    old_seam = plan_seams(deaf)[1]
+    replayed_from = deaf.edits[1].cut_sample - (old_seam.shift_samples - old_seam.prev_shift_samples) - deaf.xfade_samples
+    assert old_seam.kind == "fill" and replayed_from < stray  # without hearing, the fill replays the stroke
+    heard = plan_edits(a, n_samples=N_SAMPLES, audio=[audio])
+    edit = heard.edits[1]
+    assert second - heard.pad_samples - SR // 1000 <= edit.cut_sample <= second - heard.pad_samples
+    assert edit.room_from_sample >= stray + 30 * SR // 1000
+    seam = plan_seams(heard)[1]
+    touched_from = seam.stretch_src_start if seam.kind == "stretch" else (
+        edit.cut_sample - (seam.shift_samples - seam.prev_shift_samples) - heard.xfade_samples)
+    assert touched_from >= edit.room_from_sample
+    assert 0 < seam.shift_samples - seam.prev_shift_samples < old_seam.shift_samples - old_seam.prev_shift_samples
+
+
+def test_crossfade_correlation_is_measured_on_every_channel():
+    grid = GRID
+    kick, snare = attacks_off_grid(grid, [0, 1], [0.0, 0.0])
+    audio = session([kick, snare - 1], ["kick", "snare"], N_SAMPLES)
+    a = analysis([kick, snare - 1], [0, 1], grid, N_SAMPLES)
+    alike = plan_edits(a, n_samples=N_SAMPLES, audio=[audio[:2], audio[2:]]).edits[1]
+    assert alike.shift_samples == 1 and alike.xfade_correlation > 0.9  # a kick's decay, one sample apart
+    assert plan_edits(a, n_samples=N_SAMPLES).edits[1].xfade_correlation is None
+    noise = np.random.default_rng(2).standard_normal((1, N_SAMPLES)).astype(np.float32)
+    assert plan_edits(a, n_samples=N_SAMPLES, audio=[noise]).edits[1].xfade_correlation < 0.2
+
+
+def test_audio_of_another_length_is_refused():
+    with pytest.raises(ParameterError, match="samples"):
+        plan_edits(analysis([4800], [0], GRID, N_SAMPLES), n_samples=N_SAMPLES,
+                   audio=[np.zeros((2, N_SAMPLES - 1), dtype=np.float32)])

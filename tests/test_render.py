@@ -14,10 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from beatfix.attacks import find_attacks
 from beatfix.errors import ParameterError
 from beatfix.grid import Grid
 from beatfix.plan import EditPlan, plan_edits
-from beatfix.render import Seam, plan_seams, render, stretch
+from beatfix.render import Seam, crossfade_gains, plan_seams, render, stretch
 from render_fixtures import (
     CHANNELS, OH_DELAY, ROOM_DELAY, SR, analysis, attacks_off_grid, envelope_onsets, highpass,
     locate, rms_db, session, strong_matches,
@@ -269,18 +270,32 @@ def test_render_refuses_what_it_cannot_render(spread):
     exclude_within_ms=st.floats(0.0, 20.0),
     xfade_ms=st.floats(0.0, 10.0),
     protect_ms=st.one_of(st.none(), st.floats(0.0, 60.0)),
+    hearing=st.booleans(),
 )
 def test_random_plans_render_exact_length_finite_and_bounded(
-    seed, bpm, n_hits, n_channels, strength_pct, exclude_within_ms, xfade_ms, protect_ms
+    seed, bpm, n_hits, n_channels, strength_pct, exclude_within_ms, xfade_ms, protect_ms, hearing
 ):
     rng = np.random.default_rng(seed)
     grid = Grid(bpm=bpm, offset_s=float(rng.uniform(0.0, 0.05)), steps_per_beat=4.0)
     slots = list(np.cumsum(rng.integers(1, 4, n_hits)))
     attacks = [max(0, a) for a in attacks_off_grid(grid, slots, list(rng.uniform(-30, 30, n_hits)))]
     n = (max(attacks) if attacks else 0) + int(rng.integers(1, SR // 4))
-    audio = (0.3 * rng.standard_normal((n_channels, n))).astype(np.float32)
+    audio = (0.01 * rng.standard_normal((n_channels, n))).astype(np.float32)
+    burst = rng.standard_normal(SR // 10) * np.exp(-np.arange(SR // 10) / (0.02 * SR))
+    for at in [*attacks, *rng.integers(0, n, int(rng.integers(0, 8)))]:  # hits and strokes nobody detected
+        stop = min(n, at + burst.size)
+        audio[int(rng.integers(n_channels)), at:stop] += burst[:stop - at].astype(np.float32)
     plan = plan_edits(analysis(attacks, slots, grid, n), n_samples=n, strength_pct=strength_pct,
-                      exclude_within_ms=exclude_within_ms, xfade_ms=xfade_ms, protect_ms=protect_ms)
+                      exclude_within_ms=exclude_within_ms, xfade_ms=xfade_ms, protect_ms=protect_ms,
+                      audio=[audio] if hearing else None)
+    if hearing:  # no seam plays twice, drops or stretches any attack heard in the audio
+        heard = find_attacks([audio], SR)
+        for seam in plan_seams(plan):
+            if seam.kind != "join":
+                cut = plan.edits[seam.edit_index].cut_sample
+                move = abs(seam.shift_samples - seam.prev_shift_samples)
+                first = seam.stretch_src_start if seam.kind == "stretch" else cut - move - plan.xfade_samples
+                assert heard.between(first, cut).size == 0
     with pytest.MonkeyPatch.context() as patch:
         # Start from NaN instead of whatever memory holds: every sample must be written.
         patch.setattr(np, "empty_like", lambda a: np.full(a.shape, np.nan, dtype=a.dtype))
@@ -289,3 +304,112 @@ def test_random_plans_render_exact_length_finite_and_bounded(
     assert np.all(np.isfinite(out))
     assert np.abs(out).max() <= 1.5 * np.abs(audio).max()
     assert np.all(np.diff([e.attack_sample + e.shift_samples for e in plan.edits]) > 0)
+
+
+# --- Attacks the analysis missed, and crossfades over tiny moves ------------------------
+
+
+def _audio_plan(attacks, slots, grid, n, audio, **kwargs) -> EditPlan:
+    """Planned as ``beatfix align`` plans: from the analysis's hits, hearing every channel."""
+    return plan_edits(analysis(attacks, slots, grid, n), n_samples=n, audio=[audio], **kwargs)
+
+
+def test_an_undetected_grace_note_is_carried_by_its_hit_and_never_heard_twice():
+    # A kick 8 ms late (moves earlier), then a flam whose soft grace the analysis missed,
+    # 20 ms before a snare 10 ms early (moves later): an 18 ms gap to fill right behind the grace.
+    grid = SPREAD_GRID
+    kick, snare = attacks_off_grid(grid, [0, 1, 2], [8.0, -10.0, 0.0])[:2]
+    grace = snare - 20 * MS
+    n = int(0.9 * SR)
+    attacks = [kick, grace, snare]
+    audio = session(attacks, ["kick", "snare", "snare"], n, gains=[0.8, 0.1, 0.8])
+    plan = _audio_plan([kick, snare], [0, 1], grid, n, audio)  # the grace is not a hit
+    out = render(audio, plan)
+    shift = plan.edits[1].shift_samples
+    assert shift - plan.edits[0].shift_samples >= 17 * MS  # the gap reaches back past the grace
+    # The flam moves whole, as played: grace and stroke each heard once, 20 ms apart.
+    assert strong_matches(out[1], "snare") == [grace + shift, snare + shift]
+    assert strong_matches(out[2], "snare") == [grace + shift + OH_DELAY, snare + shift + OH_DELAY]
+    for ch in range(3):
+        assert len(envelope_onsets(out[ch])) == len(envelope_onsets(audio[ch]))
+
+
+@pytest.mark.parametrize("deviation_ms", [-12.0, 12.0])  # the kick moves later (a fill) or earlier (an overlap)
+def test_an_overhead_only_cymbal_just_before_a_cut_is_neither_clicked_nor_chopped(deviation_ms):
+    # A cymbal with no close mic struck 8 ms before the kick: the overhead hears it 2 ms before
+    # the kick's cut would be (pad 3 ms), a pattern the analysis cannot see.
+    grid = SPREAD_GRID
+    snare, kick = attacks_off_grid(grid, [0, 1], [0.0, deviation_ms])
+    cymbal = kick - 8 * MS
+    n = int(0.8 * SR)
+    audio = session([snare, cymbal, kick], ["snare", "cymbal", "kick"], n, gains=[0.8, 0.7, 0.8])
+    plan = _audio_plan([snare, kick], [0, 1], grid, n, audio)
+    out = render(audio, plan)
+    shift = plan.edits[1].shift_samples
+    assert abs(shift + deviation_ms * MS) <= 1  # the kick still lands on its slot
+    heard = cymbal + OH_DELAY
+    assert strong_matches(out[2], "cymbal") == [heard + shift]
+    # The cymbal's attack plays untouched, moved with the kick: no seam inside it...
+    start, stop = heard - 2 * MS, kick + 10 * MS
+    assert np.array_equal(out[:, start + shift:stop + shift], audio[:, start:stop])
+    # ...and nothing of it sounds before that: no chopped first copy where it was played.
+    hf_in, hf_out = highpass(audio[2], 4000.0), highpass(out[2], 4000.0)
+    quiet_db = max(_hf_db(hf_in, x) for x in range(heard - 10 * MS, heard - MS, MS // 2))
+    for x in range(min(heard, heard + shift) - 10 * MS, heard + shift - MS, MS // 2):
+        assert _hf_db(hf_out, x) < quiet_db + 6.0, x
+    case = Case(grid, [snare, kick], ["snare", "kick"], audio, plan, out)
+    assert _click_excess_db(case, out, plan) < 6.0
+
+
+@pytest.mark.parametrize("hearing", [True, False])  # correlation measured on the audio, or judged from the move
+def test_a_one_sample_move_crossfades_without_a_bump(hearing):
+    # The snare lands one sample early, so its piece moves one sample later than the kick's: the
+    # crossfade joins the kick's decay to itself one sample apart, where equal power adds 3 dB.
+    grid = DENSE_GRID  # 100 ms apart: the decay is still loud where the seam is
+    kick, snare = attacks_off_grid(grid, [0, 1], [0.0, 0.0])
+    snare -= 1
+    n = int(0.5 * SR)
+    audio = session([kick, snare], ["kick", "snare"], n, gains=[0.8, 0.8])
+    plan = plan_edits(analysis([kick, snare], [0, 1], grid, n), n_samples=n, audio=[audio] if hearing else None)
+    out = render(audio, plan)
+    (seam,) = [s for s in plan_seams(plan) if s.kind != "join"]
+    assert seam.kind == "fill" and seam.shift_samples - seam.prev_shift_samples == 1
+    width = 2 * MS  # short enough to hear a bump in the middle of the 4 ms fade
+    changes_db = []
+    for ch in range(4):
+        for x in range(seam.out_start - width, seam.out_stop, MS // 8):
+            was = rms_db(audio[ch, x - seam.prev_shift_samples:x - seam.prev_shift_samples + width])
+            if was > rms_db(audio[ch]) - 40.0:  # not silence
+                changes_db.append(rms_db(out[ch, x:x + width]) - was)
+    assert len(changes_db) > 50 and max(np.abs(changes_db)) <= 0.5
+
+
+@pytest.mark.parametrize("correlation", [0.0, 0.3, 0.7, 1.0])
+def test_crossfade_gains_keep_the_level_of_sides_this_alike(correlation):
+    rng = np.random.default_rng(5)
+    common, own_a, own_b = rng.standard_normal((3, 200_000))
+    # Two sides of equal level whose correlation is the given one.
+    a = np.sqrt(correlation) * common + np.sqrt(1 - correlation) * own_a
+    b = np.sqrt(correlation) * common + np.sqrt(1 - correlation) * own_b
+    fade_out, fade_in = crossfade_gains(8, correlation)
+    for g_out, g_in in zip(fade_out, fade_in):
+        assert rms_db(g_out * a + g_in * b) == pytest.approx(rms_db(a), abs=0.1)
+    assert fade_out[0] > 0.9 and fade_in[-1] > 0.9 and np.all(np.diff(fade_in) > 0)
+
+
+def test_a_last_hit_moved_earlier_fades_out_where_the_input_runs_out():
+    # The session ends mid-decay; the last hit moves 15 ms earlier, so its piece runs out of
+    # input 15 ms before the output ends. Stopped dead there, the kick's decay would click.
+    grid = SPREAD_GRID
+    attacks = attacks_off_grid(grid, [0, 1], [0.0, 15.0])
+    n = attacks[1] + SR // 5
+    audio = session(attacks, ["snare", "kick"], n)
+    plan = plan_edits(analysis(attacks, [0, 1], grid, n), n_samples=n)
+    out = render(audio, plan)
+    shift = plan.edits[-1].shift_samples
+    assert shift == -15 * MS
+    stop = n + shift
+    assert not np.any(out[:, stop:])  # nothing left to play after the input ran out
+    assert np.array_equal(out[:, stop - 10 * MS:stop - 5 * MS], audio[:, n - 10 * MS:n - 5 * MS])
+    for ch in (0, 2, 3):  # the channels the kick's decay is still ringing in
+        assert rms_db(out[ch, stop - MS // 2:stop]) < rms_db(audio[ch, n - MS // 2:n]) - 12.0
