@@ -11,7 +11,7 @@ STAMP      := $(VENV)/.beatfix-installed
 DEMO_OUT   ?= demo_out
 PYTEST_ARGS ?= -n 2
 
-.PHONY: install demo test bench bench-speed clean
+.PHONY: install demo test bench bench-speed bench-sloppy clean
 
 install: $(STAMP)
 
@@ -34,6 +34,9 @@ bench: install
 
 bench-speed: install
 	$(BIN)/python benchmarks/speed.py
+
+bench-sloppy: install
+	$(BIN)/python benchmarks/sloppy.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) $(DEMO_OUT)-timing.png build *.egg-info .pytest_cache

@@ -1,10 +1,14 @@
 """The main job as a pure function: analysis + plan -> edited stems and what changed.
 
-Every stem of a session is rendered with one plan, so all channels get
-identical cuts, shifts and fades: the phase between the mics is kept exactly
-(collection mode). The renderer treats each channel alone given the plan, so
-stems are rendered one at a time (:func:`render_stems`): a long session never
-needs a second, edited copy of itself in memory.
+By default (``flams="keep"``) every stem of a session is rendered with one
+plan, so all channels get identical cuts, shifts and fades: the phase between
+the mics is kept exactly (collection mode). With ``flams="fix"`` or
+``"fix-all"`` each drum's close mics get a plan of their own over the same
+cuts, and every other channel is split into the drums' parts, which move with
+their drums, and a residual, which moves with the hit (:mod:`beatfix.flamfix`).
+The renderer treats each stem alone given its plan, so stems are rendered one
+at a time (:func:`render_stems`): a long session never needs a second, edited
+copy of itself in memory.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Callable, Iterator, Optional
 
 import numpy as np
 
+from .flamfix import DrumPlans, check_flam_mode, clean_close, plan_drums, render_split, stem_shifts_samples
 from .plan import EditPlan, plan_edits
 from .render import render
 from .types import Analysis, Session, Stem
@@ -40,26 +45,30 @@ class AlignResult:
     plan: EditPlan
     before: dict[str, TimingSummary]  # per close stem, planned from the analysis
     after: dict[str, TimingSummary]
+    drums: DrumPlans | None = None  # each drum's own plan (--flams fix, fix-all); None: one plan for all
 
 
 def hit_shifts_s(analysis: Analysis, plan: EditPlan) -> np.ndarray:
-    """Shift in seconds applied to each hit of the analysis (0 for hits the plan leaves alone)."""
+    """Collection shift in seconds of each hit of the analysis (0 for hits the plan leaves alone)."""
     shifts = np.zeros(len(analysis.hits))
     for edit in plan.edits:
-        shifts[edit.hit_index] = edit.shift_samples / plan.sample_rate
+        for i in (edit.hit_index, *edit.merged_hit_indices):
+            shifts[i] = edit.shift_samples / plan.sample_rate
     return shifts
 
 
-def stem_deviation_table(analysis: Analysis, shifts_s: np.ndarray) -> tuple[dict, dict]:
+def stem_deviation_table(analysis: Analysis, plan: EditPlan, drums: DrumPlans | None = None) -> tuple[dict, dict]:
     """Per close stem, its own onsets' deviation from their slots before and after shifting."""
     before: dict[str, list[float]] = {}
     after: dict[str, list[float]] = {}
-    for hit, shift in zip(analysis.hits, shifts_s):
+    stems = sorted({s for hit in analysis.hits for s in hit.onsets})
+    shifts = stem_shifts_samples(analysis, plan, drums, stems)
+    for hit, shift in zip(analysis.hits, shifts):
         slot_t = analysis.grid.slot_time(hit.slot)
         for stem, onset in hit.onsets.items():
             t = onset - analysis.delay_s(stem)
             before.setdefault(stem, []).append((t - slot_t) * 1000.0)
-            after.setdefault(stem, []).append((t + shift - slot_t) * 1000.0)
+            after.setdefault(stem, []).append((t + shift[stem] / plan.sample_rate - slot_t) * 1000.0)
     return before, after
 
 
@@ -71,33 +80,48 @@ def align_session(
     exclude_within_ms: float = 0.0,
     pad_ms: float = 3.0,
     xfade_ms: float = 4.0,
+    flams: str = "keep",
     render_audio: bool = True,
     progress: Optional[Callable[[str, float], None]] = None,
 ) -> AlignResult:
-    """Plan the edit and (unless ``render_audio`` is False, for --dry-run) render every stem."""
+    """Plan the edit and (unless ``render_audio`` is False, for --dry-run) render every stem.
+
+    ``flams``: ``keep`` (one shift per hit for every channel), ``fix`` (each
+    drum on its own slot, deliberate flams as played) or ``fix-all``.
+    """
+    check_flam_mode(flams)
     plan = plan_edits(analysis, n_samples=session.n_samples, strength_pct=strength_pct,
-                      exclude_within_ms=exclude_within_ms, pad_ms=pad_ms, xfade_ms=xfade_ms)
+                      exclude_within_ms=exclude_within_ms, pad_ms=pad_ms, xfade_ms=xfade_ms,
+                      audio=[s.audio for s in session.stems])
+    drums = plan_drums(analysis, plan, close_roles={s.name: s.role for s in session.close_stems}, mode=flams,
+                       strength_pct=strength_pct, exclude_within_ms=exclude_within_ms)
     stems = session.stems
     if render_audio:
-        stems = tuple(render_stems(session, plan, progress=progress))
-    before, after = stem_deviation_table(analysis, hit_shifts_s(analysis, plan))
+        stems = tuple(render_stems(session, plan, drums=drums, progress=progress))
+    before, after = stem_deviation_table(analysis, plan, drums)
     return AlignResult(
         stems=stems,
         plan=plan,
         before={k: TimingSummary.of(v) for k, v in before.items()},
         after={k: TimingSummary.of(v) for k, v in after.items()},
+        drums=drums,
     )
 
 
-def render_stems(session: Session, plan: EditPlan, *,
+def render_stems(session: Session, plan: EditPlan, *, drums: DrumPlans | None = None,
                  progress: Optional[Callable[[str, float], None]] = None) -> Iterator[Stem]:
     """Each stem edited by ``plan``, one at a time, in session order (a stem without edits as it is).
 
+    With ``drums`` (:func:`beatfix.flamfix.plan_drums`), close stems follow
+    their drum's plan and followers are split and re-timed drum by drum.
     A generator: the caller writes (or keeps) each edited stem before the next
     is rendered, so at most one edited stem exists at a time.
     """
     total = max(1, sum(s.n_channels for s in session.stems))
     done = 0
+    close = None
+    if drums is not None and drums.moved:
+        close = clean_close(drums, {d: session.stem(d).mono() for d in drums.drums}, session.sample_rate)
     for stem in session.stems:
         if not plan.edits:
             yield stem
@@ -107,14 +131,43 @@ def render_stems(session: Session, plan: EditPlan, *,
             callback = lambda f, base=base, share=share: progress("rendering", base + share * f)  # noqa: E731
         else:
             callback = None
-        yield replace(stem, audio=render(stem.audio, plan, progress=callback))
+        if close is None:
+            audio = render(stem.audio, plan, progress=callback)
+        else:
+            own = drums.drum_of(stem.name)
+            audio = render_split(stem.audio, drums.plan_for(stem.name, plan), drums, close, own_drum=own,
+                                 delay_ms=drums.follower_delays_ms.get(stem.name))
+        yield replace(stem, audio=audio)
         done += stem.n_channels
 
 
-def edits_document(analysis: Analysis, plan: EditPlan) -> dict:
-    """``edits.json``: every cut and shift, enough to rebuild the edit in a DAW."""
+def edits_document(analysis: Analysis, plan: EditPlan, drums: DrumPlans | None = None) -> dict:
+    """``edits.json``: every cut and shift, enough to rebuild the edit in a DAW.
+
+    With per-drum plans, ``drums`` lists each drum's stems and every edit its
+    drums' own shifts (``drum_shifts_ms``, only those that differ from the
+    edit's ``shift_ms``, which followers' residual and unmoved drums get).
+    """
     sr = plan.sample_rate
-    return {
+    edits = []
+    for k, e in enumerate(plan.edits):
+        row = {
+            "hit": e.hit_index,
+            "slot": e.slot,
+            "slot_time_s": round(float(analysis.grid.slot_time(e.slot)), 6),
+            "cut_s": round(e.cut_sample / sr, 6),
+            "cut_sample": e.cut_sample,
+            "attack_s": round(e.attack_sample / sr, 6),
+            "shift_ms": round(e.shift_samples / sr * 1000.0, 4),
+            "shift_samples": e.shift_samples,
+            "deviation_ms": round(e.deviation_ms, 3),
+        }
+        if drums is not None:
+            own = {d: drums.plans[d].edits[k].shift_samples for d in drums.moved}
+            row["drum_shifts_ms"] = {d: round(v / sr * 1000.0, 4) for d, v in own.items() if v != e.shift_samples}
+            row["drum_shifts_samples"] = {d: v for d, v in own.items() if v != e.shift_samples}
+        edits.append(row)
+    doc = {
         "sample_rate": sr,
         "n_samples": plan.n_samples,
         "tempo_bpm": round(analysis.tempo_bpm, 4),
@@ -124,47 +177,60 @@ def edits_document(analysis: Analysis, plan: EditPlan) -> dict:
         "pad_ms": plan.pad_ms,
         "xfade_ms": plan.xfade_ms,
         "protect_ms": plan.protect_ms,
-        "edits": [
-            {
-                "hit": e.hit_index,
-                "slot": e.slot,
-                "slot_time_s": round(float(analysis.grid.slot_time(e.slot)), 6),
-                "cut_s": round(e.cut_sample / sr, 6),
-                "cut_sample": e.cut_sample,
-                "attack_s": round(e.attack_sample / sr, 6),
-                "shift_ms": round(e.shift_samples / sr * 1000.0, 4),
-                "shift_samples": e.shift_samples,
-                "deviation_ms": round(e.deviation_ms, 3),
-            }
-            for e in plan.edits
-        ],
+        "flams": drums.mode if drums is not None else "keep",
     }
+    if drums is not None:
+        doc["drums"] = {d: list(stems) for d, stems in drums.drums.items()}
+    doc["edits"] = edits
+    return doc
 
 
-def flam_rows(analysis: Analysis, plan: EditPlan) -> list[dict]:
-    """Each flam before and after the edit; one shift per hit keeps a flam's spread as recorded."""
-    shifts = hit_shifts_s(analysis, plan)
+def _spread_ms(onsets: dict[str, float], analysis: Analysis) -> float:
+    comp = [t - analysis.delay_s(s) for s, t in onsets.items()]
+    return (max(comp) - min(comp)) * 1000.0 if comp else 0.0
+
+
+def flam_rows(analysis: Analysis, plan: EditPlan, drums: DrumPlans | None = None) -> list[dict]:
+    """Each flam before and after the edit.
+
+    ``spread_*_ms`` is the flam's own measure: drums of the hit apart
+    (latest minus earliest delay-compensated onset), or for a deliberate flam
+    grace to main stroke, which no mode changes. ``drums_spread_*_ms`` is the
+    drums' spread in both cases; ``fixed`` says whether the hit's drums got
+    shifts of their own (``--flams fix``; ``fix-all`` for deliberate ones).
+    """
+    stems = sorted({s for hit in analysis.hits for s in hit.onsets})
+    shifts = stem_shifts_samples(analysis, plan, drums, stems)
     by_slot = {h.slot: i for i, h in enumerate(analysis.hits)}
+    sr = plan.sample_rate
     rows = []
     for f in analysis.flams:
-        shift = shifts[by_slot[f.slot]] if f.slot in by_slot else 0.0
+        i = by_slot.get(f.slot)
+        moved = {k: shifts[i].get(k, 0) / sr if i is not None else 0.0 for k in f.channels}
+        after = {k: v + moved[k] for k, v in f.channels.items()}
+        drums_before, drums_after = _spread_ms(dict(f.channels), analysis), _spread_ms(after, analysis)
         rows.append({
             "time_s": round(f.time_s, 6),
             "slot": f.slot,
             "deliberate": f.deliberate,
+            "fixed": bool(drums is not None and i is not None and i in drums.fixed_hits),
             "spread_before_ms": round(f.spread_ms, 3),
-            "spread_after_ms": round(f.spread_ms, 3),
+            "spread_after_ms": round(f.spread_ms if f.deliberate else drums_after, 3),
+            "drums_spread_before_ms": round(drums_before, 3),
+            "drums_spread_after_ms": round(drums_after, 3),
             "channels_before": {k: round(v, 6) for k, v in f.channels.items()},
-            "channels_after": {k: round(v + shift, 6) for k, v in f.channels.items()},
+            "channels_after": {k: round(v, 6) for k, v in after.items()},
         })
     return rows
 
 
 def flam_csv(rows: list[dict]) -> str:
-    lines = ["time_s,slot,deliberate,spread_before_ms,spread_after_ms,channels_before,channels_after"]
+    lines = ["time_s,slot,deliberate,fixed,spread_before_ms,spread_after_ms,drums_spread_before_ms,"
+             "drums_spread_after_ms,channels_before,channels_after"]
     for r in rows:
         before = " ".join(f"{k}={v:.6f}" for k, v in r["channels_before"].items())
         after = " ".join(f"{k}={v:.6f}" for k, v in r["channels_after"].items())
-        lines.append(f"{r['time_s']:.6f},{r['slot']},{int(r['deliberate'])},{r['spread_before_ms']:.3f},"
-                     f"{r['spread_after_ms']:.3f},{before},{after}")
+        lines.append(f"{r['time_s']:.6f},{r['slot']},{int(r['deliberate'])},{int(r['fixed'])},"
+                     f"{r['spread_before_ms']:.3f},{r['spread_after_ms']:.3f},{r['drums_spread_before_ms']:.3f},"
+                     f"{r['drums_spread_after_ms']:.3f},{before},{after}")
     return "\n".join(lines) + "\n"

@@ -33,6 +33,7 @@ import numpy as np  # noqa: E402
 import report  # noqa: E402
 from harness import ANALYSED, run_session  # noqa: E402
 from machine import code_version, cpu_model, usable_cores  # noqa: E402
+from sections import marked_sections  # noqa: E402
 from sessions import DURATION_S, KIT_DIR, LAYOUTS, SESSIONS, bench_kit, bench_sessions  # noqa: E402
 
 COMMAND = ".venv/bin/python benchmarks/run.py"
@@ -231,7 +232,9 @@ def write_results(path: Path, sessions, pooled, quality, memory, info) -> None:
     lines += ["", "## What the engines got wrong (from the audio; seeds and times to reproduce)", "",
               *(report.findings(sessions) or ["Nothing: no lost hits, double attacks, clicks or lag changes."]),
               "", NOTES, ""]
-    path.write_text("\n".join(lines))
+    # Sections other scripts own (speed.py, sloppy.py, ...) survive a rerun of this one.
+    kept = marked_sections(path)
+    path.write_text("\n".join(lines) + "".join("\n" + k + "\n" for k in kept))
 
 
 NOTES = """## How to read this

@@ -60,9 +60,9 @@ def channel_count(layout: str) -> int:
     return sum(2 if m == "overheads" else (2 if m == "room" and room_stereo else 1) for m in mics)
 
 
-def bench_sessions(n: int | None = None) -> list[BenchSession]:
+def bench_sessions(n: int | None = None, *, rows=SESSIONS) -> list[BenchSession]:
     out = []
-    for seed, style, bpm, sr, spread_ms, layout in SESSIONS[:n]:
+    for seed, style, bpm, sr, spread_ms, layout in rows[:n]:
         mics, n_toms, oh_stereo, room_stereo = LAYOUTS[layout]
         spec = SessionSpec(seed=seed, sample_rate=sr, bpm=bpm, style=style, duration_s=DURATION_S,
                            spread_ms=spread_ms, kit=KIT_DIR.name, n_channels=channel_count(layout),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
 from typing import List, Optional
 
@@ -21,6 +21,7 @@ Examples:
   beatfix align session/*.wav --bpm 96 --strength 75 --exclude-within 3 -o fixed/
   beatfix align session/*.wav --grid 1/8T --swing 62 -o fixed/ --dry-run
   beatfix align --batch sessions/ -o fixed/ --jobs 2 --json
+  beatfix align session/*.wav --bpm 120 --flams fix -o fixed/
 
 Every channel is cut at the same points, a pad before each hit's earliest
 close-mic attack, and moved by the same amount, so the phase between close
@@ -28,8 +29,24 @@ mics, overheads and room is kept exactly. Gaps are filled from the previous
 decay, overlaps are crossfaded in decay regions. -o DIR receives the stems
 (same names, format, bit depth, rate and length), edits.json (every cut and
 shift), flam_report.json and flam_report.csv. Inputs are never written.
+
+--flams fix also puts drums of one hit that were played apart (kick and hats
+6 ms apart) each on the slot: each drum's close mics get their own shift, and
+each drum's part of the overheads and room (estimated from its close mic; in
+a room its direct sound) and its bleed in the other close mics move with it,
+so every drum keeps its recorded close-to-overhead lag; what no close mic
+explains (cymbals, the room's reverb) moves with the hit.
+Deliberate flams (a soft grace stroke before the main one) are left as
+played; --flams fix-all puts their drums on the slot too, the grace keeping
+its distance to the main stroke. The default, keep, is the phase-exact mode.
 Exit codes: 0 ok, 1 bad input or a failed session, 2 usage error.
 """
+
+
+class FlamMode(str, Enum):
+    keep = "keep"
+    fix = "fix"
+    fix_all = "fix-all"
 
 
 def register(app: typer.Typer) -> None:
@@ -73,18 +90,18 @@ def run_session(paths: list[Path], out_dir: Path, opts: dict, progress=None) -> 
                                    grid_offset_s=opts.get("grid_offset"), progress=progress)
         result = align_session(session, analysis, strength_pct=opts["strength"],
                                exclude_within_ms=opts["exclude_within"], pad_ms=opts["pad_ms"],
-                               xfade_ms=opts["xfade_ms"], render_audio=False)
-        rows = flam_rows(analysis, result.plan)
+                               xfade_ms=opts["xfade_ms"], flams=opts.get("flams", "keep"), render_audio=False)
+        rows = flam_rows(analysis, result.plan, result.drums)
         written: list[str] = []
         if not dry_run:
             reports = {
-                "edits.json": json.dumps(edits_document(analysis, result.plan), indent=2),
+                "edits.json": json.dumps(edits_document(analysis, result.plan, result.drums), indent=2),
                 "flam_report.json": json.dumps({"flams": rows}, indent=2),
                 "flam_report.csv": flam_csv(rows),
             }
             # Stems are rendered and written one at a time, to temporary names; they and the
             # reports are renamed into place together at the end, or none of them is.
-            edited = render_stems(session, result.plan, progress=progress)
+            edited = render_stems(session, result.plan, drums=result.drums, progress=progress)
             extra = {name: text.encode("utf-8") for name, text in reports.items()}
             written = [str(p) for p in write_stems(edited, out_dir, extra=extra)]
     except BaseException:
@@ -102,6 +119,8 @@ def run_session(paths: list[Path], out_dir: Path, opts: dict, progress=None) -> 
         "n_hits": len(analysis.hits),
         "n_edits": len(result.plan.edits),
         "n_flams": len(analysis.flams),
+        "flams_mode": opts.get("flams", "keep"),
+        "n_hits_fixed": len(result.drums.fixed_hits) if result.drums is not None else 0,
         "dry_run": dry_run,
         "outputs": written,
         "before": {k: vars(v) for k, v in result.before.items()},
@@ -196,16 +215,13 @@ def align(
     model: Optional[Path] = common.MODEL_OPT,
     role: Optional[List[str]] = common.ROLE_OPT,
     flam_threshold_ms: float = common.FLAM_OPT,
+    flams: FlamMode = typer.Option(FlamMode.keep, "--flams", help="keep: one shift per hit, phase-exact (default). fix: each drum of a hit on its slot, its part of the overheads and room moved with it; deliberate flams left as played. fix-all: deliberate flams' drums too."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Plan and report, write no audio."),
     force: bool = typer.Option(False, "--force", help="Write into a non-empty output folder."),
     batch: Optional[Path] = typer.Option(None, "--batch", help="A folder of session subfolders; results go to OUT/<session>/."),
     jobs: int = typer.Option(1, "--jobs", help="Sessions processed in parallel with --batch."),
     as_json: bool = common.JSON_OPT,
 ) -> None:
-    # Before numpy loads: beatfix runs stems in parallel threads (and sessions in
-    # processes), so a BLAS pool per thread would only oversubscribe the cores;
-    # its idle threads spin and slow the work down on a small machine.
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from ..errors import ParameterError
     from ..grid import check_bpm, check_swing, parse_grid
 
@@ -218,7 +234,8 @@ def align(
         raise ParameterError(f"--grid-offset {grid_offset:g}: use a finite time in seconds")
     opts = dict(bpm=bpm, grid=grid, strength=strength, exclude_within=exclude_within, swing=swing, pad_ms=pad_ms,
                 xfade_ms=xfade_ms, engine=engine, device=device, model=model, role=role,
-                flam_threshold_ms=flam_threshold_ms, grid_offset=grid_offset, dry_run=dry_run, force=force)
+                flam_threshold_ms=flam_threshold_ms, grid_offset=grid_offset, dry_run=dry_run, force=force,
+                flams=FlamMode(flams).value)
     show_progress = common.is_tty() and not as_json
     if batch is not None:
         if stems:
