@@ -155,3 +155,47 @@ def test_follower_delays_and_gains_come_from_windows(synth):
     assert measure_pair(kick, hits, oh) == measure_pair(as64(kick), hits, as64(oh))
     delay = measure_pair(kick, hits, oh)[0]
     assert transfer_gain_db(kick, hits, oh, delay) == transfer_gain_db(as64(kick), hits, as64(oh), delay)
+
+
+def test_neural_features_hold_no_session_long_array():
+    """The neural judge's band envelopes are made block by block around the events (their
+    equivalence with the whole-signal computation is pinned in test_neural.py): a long
+    session costs a few MB, not a band signal the length of a stem."""
+    import tracemalloc
+
+    from beatfix.neural.features import FeatureConfig, event_features
+
+    sr, seconds = 44100, 120
+    rng = np.random.default_rng(5)
+    channels = [(rng.standard_normal(seconds * sr) * 0.1).astype(np.float32) for _ in range(4)]
+    times = np.sort(rng.uniform(0.0, seconds, 400))  # ~3 events a second: groups of events sit side by side
+    target = rng.integers(0, 4, times.size)
+    tracemalloc.start()
+    try:
+        feats = event_features(channels, ["kick", "snare", "hat", "room"], sr, times, target,
+                               np.zeros((times.size, 15), np.float32), FeatureConfig())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert feats.fine.shape[:2] == (times.size, 4)
+    # beside its output: less than one stem (21 MB); one band of one stem filtered whole was twice that
+    assert peak - feats.fine.nbytes - feats.coarse.nbytes < channels[0].nbytes
+
+
+def test_blas_thread_default_is_set_before_numpy_loads(run_cli, monkeypatch):
+    """Every command gets OPENBLAS_NUM_THREADS=1 unless the user set it: the CLI's imports
+    leave numpy unloaded until main() has set it (OpenBLAS reads it once, at load)."""
+    import os
+    import subprocess
+    import sys
+
+    probe = "import sys, beatfix.cli; print(sorted({'numpy', 'scipy', 'torch'} & set(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "x")  # restored after the test
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS")
+    assert run_cli("--version").exit_code == 0
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
+    assert run_cli("--version").exit_code == 0
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "3"

@@ -33,7 +33,7 @@ from .judge import as_onsets, context_for, session_channels
 MATCH_MS = 5.0
 SOFT_VELOCITY = 0.4  # a stroke this soft (or a ghost, or a flam's grace note) counts as a soft hit
 OWN_WITHIN_DB = 12.0
-CACHE_VERSION = 3
+CACHE_VERSION = 4  # 4: candidates of the streamed onsets + bleed-path era, idle-tom sessions
 IGNORE = -100
 NO_SLOT = -(10**9)
 

@@ -8,12 +8,15 @@ by it only when the model folder says so (``apply_offset`` in ``config.json``,
 set at training time when the correction beat the classic refinement).
 
 Slots: the analysis fits its grid after judging, so :meth:`NeuralJudge.assign_slots`
-is a drop-in for :func:`beatfix.tempo.assign_slots` that runs the model again
-with the grid, and :func:`assign_slots_neural` does the same for any onsets.
+is a drop-in for :func:`beatfix.tempo.assign_slots` that decodes the judge's
+encoding again with the grid (:func:`encode` once, :func:`decode` twice: the
+features are the costly part), and :func:`assign_slots_neural` does the same
+for any onsets.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, fields, is_dataclass, replace
 from typing import Callable, Mapping, Sequence
 
@@ -21,12 +24,15 @@ import numpy as np
 
 from ..grid import Grid
 from ..types import Onset, Session
-from .features import N_CONTEXT, event_features, grid_context
+from .features import N_CONTEXT, grid_context, iter_event_features
 from .net import SLOT_CLASSES
 
 OWN_THRESHOLD = 0.5
 MAX_OFFSET_MS = 5.0  # a correction larger than this is not a refinement
-ENCODE_CHUNK = 512  # events encoded at once; bounds memory on long sessions
+ENCODE_CHUNK = 128  # events encoded at once: bounds memory; larger batches are hardly faster on a CPU
+# Torch threads for inference on the CPU. The model is small: a second thread gains little, and on a
+# busy machine its spin-waits cost several times the work (the GRU runs one tiny step per onset).
+CPU_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,19 @@ def session_channels(session: Session) -> tuple[list[np.ndarray], list[str], lis
     return [s.mono() for s in session.stems], [s.role for s in session.stems], [s.name for s in session.stems]
 
 
+class _Mono:
+    """A stereo stem's mono mix, made slice by slice (what :meth:`Stem.mono` gives, without a full copy)."""
+
+    def __init__(self, audio: np.ndarray):
+        self.audio = audio
+
+    def __len__(self) -> int:
+        return int(self.audio.shape[1])
+
+    def __getitem__(self, span: slice) -> np.ndarray:
+        return self.audio[:, span].mean(axis=0)
+
+
 def context_for(times_s: np.ndarray, target: np.ndarray, grid: Grid | None, *, drift_window_s: float = 2.0) -> np.ndarray:
     """Grid context (E, N_CONTEXT); without a grid only the 'no grid' marker is set (column 13 = 0)."""
     if grid is None or times_s.size == 0:
@@ -77,85 +96,212 @@ def context_for(times_s: np.ndarray, target: np.ndarray, grid: Grid | None, *, d
                         swing_pct=grid.swing_pct, steps_per_beat=grid.steps_per_beat, drift_window_s=drift_window_s)
 
 
-def predict(model, session: Session, candidates: Sequence[Onset], *, grid: Grid | None = None) -> Predictions:
-    """Run the model (a :class:`~beatfix.neural.weights.LoadedModel`) on every candidate at once."""
+@contextmanager
+def _threads(model):
+    """At most :data:`CPU_THREADS` torch threads while the model runs on the CPU; restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    if model.device == "cpu" and before > CPU_THREADS:
+        torch.set_num_threads(CPU_THREADS)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """The grid-free half of a prediction: the encoder's embedding of every onset.
+
+    An onset's embedding reads only its own audio, so one encoding serves every
+    decode: without a grid for the judge, with the fitted grid for the slots.
+    """
+
+    onsets: tuple[Onset, ...]  # sorted by time, then stem
+    times_s: np.ndarray  # (E,) float64
+    target: np.ndarray  # (E,) int64, channel of each onset
+    emb: np.ndarray  # (E, D) float32
+
+
+def encode(model, session: Session, candidates: Sequence[Onset]) -> Encoded:
+    """Features and encoder, batch by batch (:func:`~beatfix.neural.features.iter_event_features`)."""
     import torch
 
     onsets = as_onsets(candidates)
-    n = len(onsets)
-    if n == 0:
-        empty = np.zeros(0, dtype=np.float32)
-        return Predictions((), empty, empty, np.zeros((0, 3), dtype=np.float32), grid is not None)
-    channels, roles, names = session_channels(session)
+    names = [s.name for s in session.stems]
     index = {name: i for i, name in enumerate(names)}
     missing = [o.stem for o in onsets if o.stem not in index]
     if missing:
         raise KeyError(f"onset on unknown stem {missing[0]!r}")
     times = np.array([o.time_s for o in onsets], dtype=np.float64)
     target = np.array([index[o.stem] for o in onsets], dtype=np.int64)
-    context = context_for(times, target, grid, drift_window_s=model.features.drift_window_s)
-    feats = event_features(channels, roles, session.sample_rate, times, target, context, model.features)
+    emb = np.zeros((len(onsets), 0), dtype=np.float32)
+    if not onsets:
+        return Encoded((), times, target, emb)
+    channels = [s.audio[0] if s.n_channels == 1 else _Mono(s.audio) for s in session.stems]
+    roles = [s.role for s in session.stems]
+    no_context = np.zeros((len(onsets), N_CONTEXT), dtype=np.float32)  # the encoder does not read it
     net, device = model.net, model.device
-    with torch.inference_mode():
-        chan = torch.from_numpy(feats.chan).to(device)
-        roles_t = torch.from_numpy(feats.roles).to(device)
-        embs = []
-        for lo in range(0, n, ENCODE_CHUNK):
-            hi = min(n, lo + ENCODE_CHUNK)
-            embs.append(net.encode(torch.from_numpy(feats.fine[lo:hi]).to(device),
-                                   torch.from_numpy(feats.coarse[lo:hi]).to(device), chan, roles_t,
-                                   torch.from_numpy(feats.target[lo:hi]).to(device)))
-        emb = torch.cat(embs).unsqueeze(0)
-        own, off, slot = net.decode(emb, torch.from_numpy(feats.context).to(device).unsqueeze(0))
+    with torch.inference_mode(), _threads(model):
+        for idx, feats in iter_event_features(channels, roles, session.sample_rate, times, target, no_context,
+                                              model.features, batch_events=ENCODE_CHUNK):
+            out = net.encode(torch.from_numpy(feats.fine).to(device), torch.from_numpy(feats.coarse).to(device),
+                             torch.from_numpy(feats.chan).to(device), torch.from_numpy(feats.roles).to(device),
+                             torch.from_numpy(feats.target).to(device)).float().cpu().numpy()
+            if emb.shape[1] != out.shape[1]:
+                emb = np.zeros((len(onsets), out.shape[1]), dtype=np.float32)
+            emb[idx] = out
+    _return_freed_memory()
+    return Encoded(tuple(onsets), times, target, emb)
+
+
+def _return_freed_memory() -> None:
+    """Hand the C heap's free pages back to the system, where the C library allows it (glibc).
+
+    The features' many block-sized arrays leave tens of MB free but held in the
+    heap (glibc raises its mmap threshold as big arrays are freed); the later
+    stages' peaks would sit on top of them. A hint only: nothing changes if it fails.
+    """
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError, TypeError):
+        pass
+
+
+def decode(model, encoded: Encoded, grid: Grid | None = None) -> Predictions:
+    """The model's answers for the encoded onsets, all in one sequence, under ``grid`` (or none)."""
+    import torch
+
+    if not encoded.onsets:
+        empty = np.zeros(0, dtype=np.float32)
+        return Predictions((), empty, empty, np.zeros((0, 3), dtype=np.float32), grid is not None)
+    context = context_for(encoded.times_s, encoded.target, grid, drift_window_s=model.features.drift_window_s)
+    with torch.inference_mode(), _threads(model):
+        own, off, slot = model.net.decode(torch.from_numpy(encoded.emb).to(model.device).unsqueeze(0),
+                                          torch.from_numpy(context).to(model.device).unsqueeze(0))
         own_prob = torch.sigmoid(own[0]).float().cpu().numpy()
         offset = off[0].float().cpu().numpy()
         slot_probs = torch.softmax(slot[0], dim=-1).float().cpu().numpy()
-    return Predictions(tuple(onsets), own_prob, offset, slot_probs, grid is not None)
+    _return_freed_memory()
+    return Predictions(encoded.onsets, own_prob, offset, slot_probs, grid is not None)
+
+
+def predict(model, session: Session, candidates: Sequence[Onset], *, grid: Grid | None = None) -> Predictions:
+    """Run the model (a :class:`~beatfix.neural.weights.LoadedModel`) on every candidate at once."""
+    return decode(model, encode(model, session, candidates), grid)
+
+
+def _judged(onset, p: float, off: float, *, threshold: float, refine: bool) -> tuple[bool, object]:
+    if p >= threshold:
+        shift_s = float(np.clip(off, -MAX_OFFSET_MS, MAX_OFFSET_MS)) / 1000.0 if refine else 0.0
+        return True, _with(onset, time_s=onset.time_s + shift_s, confidence=float(p))
+    return False, _with(onset, time_s=onset.time_s, confidence=float(p))
 
 
 def judge_from_predictions(pred: Predictions, *, threshold: float = OWN_THRESHOLD,
                            refine: bool = False) -> tuple[list[Onset], list[Onset]]:
     accepted, rejected = [], []
     for onset, p, off in zip(pred.onsets, pred.own_prob, pred.offset_ms):
-        if p >= threshold:
-            shift_s = float(np.clip(off, -MAX_OFFSET_MS, MAX_OFFSET_MS)) / 1000.0 if refine else 0.0
-            accepted.append(_with(onset, time_s=onset.time_s + shift_s, confidence=float(p)))
-        else:
-            rejected.append(_with(onset, time_s=onset.time_s, confidence=float(p)))
+        ok, judged = _judged(onset, p, off, threshold=threshold, refine=refine)
+        (accepted if ok else rejected).append(judged)
     return accepted, rejected
 
 
-class NeuralJudge:
-    """Callable with ``classic_judge``'s signature; keeps the last predictions for slot assignment."""
+def _slot_deltas(slot_probs: np.ndarray, min_confidence: float) -> np.ndarray:
+    """Slot change per onset: the model's class where it is more than ``min_confidence`` sure, else 0."""
+    if slot_probs.shape[0] == 0:
+        return np.zeros(0, dtype=int)
+    best = np.argmax(slot_probs, axis=1)
+    sure = slot_probs[np.arange(best.size), best] > min_confidence
+    return np.where(sure, np.asarray(SLOT_CLASSES)[best], 0).astype(int)
 
-    def __init__(self, model, *, threshold: float = OWN_THRESHOLD, refine: bool | None = None):
+
+class NeuralJudge:
+    """Callable with ``classic_judge``'s signature; keeps its encoding for slot assignment."""
+
+    def __init__(self, model, *, threshold: float = OWN_THRESHOLD, refine: bool | None = None,
+                 min_slot_confidence: float = 0.5):
         self.model = model
         self.threshold = threshold
         # the model's onset correction is used only where training showed it beats the classic refinement
         self.refine = bool(model.config.get("apply_offset", False)) if refine is None else refine
+        self.min_slot_confidence = min_slot_confidence
         self.last: Predictions | None = None
         self.engine = "neural"
+        self._encoded: Encoded | None = None
+        self._event_of: dict[tuple[str, int], int] = {}  # (stem, sample) of an accepted onset -> its event
+        self._by_time: list[tuple[float, str, tuple[str, int]]] = []  # (delay-compensated time, stem, key)
+
+    def _key(self, onset) -> tuple[str, int]:
+        return onset.stem, int(round(onset.time_s * self._sample_rate))
 
     def __call__(self, candidates: Sequence[Onset], session: Session, delays=None, *, grid: Grid | None = None):
-        self.last = predict(self.model, session, candidates, grid=grid)
-        accepted, rejected = judge_from_predictions(self.last, threshold=self.threshold, refine=self.refine)
-        self._session, self._accepted = session, sorted(accepted, key=lambda o: (o.time_s, o.stem))
+        self._sample_rate = session.sample_rate
+        self._encoded = encode(self.model, session, candidates)
+        self.last = decode(self.model, self._encoded, grid)
+        delay_s = {d.stem: d.delay_ms / 1000.0 for d in (delays or ())}
+        accepted, rejected, self._event_of, self._by_time = [], [], {}, []
+        for i, (onset, p, off) in enumerate(zip(self.last.onsets, self.last.own_prob, self.last.offset_ms)):
+            ok, judged = _judged(onset, p, off, threshold=self.threshold, refine=self.refine)
+            if not ok:
+                rejected.append(judged)
+                continue
+            accepted.append(judged)
+            key = self._key(judged)
+            self._event_of[key] = i
+            # the same arithmetic as the analysis uses for the times it asks slots for
+            self._by_time.append((judged.time_s - delay_s.get(judged.stem, 0.0), judged.stem, key))
+        self._by_time.sort()
         return accepted, rejected
 
-    def assign_slots(self, times_s, grid: Grid) -> np.ndarray:
-        """Slots of the onsets this judge accepted last, once the grid is known.
+    def _keys_for_times(self, times: np.ndarray) -> list:
+        """The accepted onset behind each delay-compensated time, in order (``None`` where none is)."""
+        if not self._by_time:
+            return [None] * times.size
+        known = np.array([t for t, _, _ in self._by_time])
+        tol = 0.5 / self._sample_rate
+        lo = np.searchsorted(known, times - tol, side="left")
+        hi = np.searchsorted(known, times + tol, side="right")
+        used = np.zeros(known.size, dtype=bool)
+        keys = []
+        for t, a, b in zip(times, lo, hi):
+            free = [j for j in range(a, b) if not used[j]]
+            j = min(free, key=lambda j: abs(known[j] - t)) if free else None  # the closest; on a tie, stem order
+            if j is not None:
+                used[j] = True
+            keys.append(None if j is None else self._by_time[j][2])
+        return keys
+
+    def assign_slots(self, times_s, grid: Grid, *, onsets: Sequence[Onset] | None = None) -> np.ndarray:
+        """Slots of onsets this judge accepted, once the grid is known.
 
         Drop-in for :func:`beatfix.tempo.assign_slots` in the analysis: ``times_s``
-        are the accepted onsets (sorted by time, then stem; delay-compensated
-        times are fine, the model reads its own). Falls back to the nearest slot
-        if ``times_s`` is not that list.
+        are accepted onsets, delay-compensated as the analysis does, sorted by
+        (time, stem); any subset of what the judge accepted (the bleed-path
+        check may have moved some to rejected). ``onsets`` (the same onsets),
+        when given, name them exactly. The model decodes every candidate the
+        judge saw again, now with the grid (the sequence it is trained on:
+        own onsets and bleed alike), from the judge's encoding: no features are
+        computed again. A time the judge did not accept gets the nearest slot.
         """
-        times = np.asarray(times_s, dtype=float)
-        accepted = getattr(self, "_accepted", None)
-        if accepted is None or len(accepted) != times.size or times.size == 0:
-            return np.asarray(grid.nearest_slot(times)).reshape(-1).astype(int)
-        slots = assign_slots_neural(accepted, self._session, grid, model=self.model)
-        return np.array([slots[(o.stem, o.time_s)] for o in accepted], dtype=int)
+        times = np.asarray(times_s, dtype=float).reshape(-1)
+        slots = np.asarray(grid.nearest_slot(times)).reshape(-1).astype(int) if times.size else np.zeros(0, dtype=int)
+        if self._encoded is None or times.size == 0:
+            return slots
+        keys = [self._key(o) for o in onsets] if onsets is not None else self._keys_for_times(times)
+        events = np.array([self._event_of.get(k, -1) if k is not None else -1 for k in keys], dtype=np.int64)
+        known = np.flatnonzero(events >= 0)
+        if known.size == 0:
+            return slots
+        pred = decode(self.model, self._encoded, grid)
+        mine = events[known]
+        nearest = np.asarray(grid.nearest_slot(self._encoded.times_s[mine])).reshape(-1).astype(int)
+        slots[known] = nearest + _slot_deltas(pred.slot_probs[mine], self.min_slot_confidence)
+        return slots
 
 
 _DEFAULT: dict = {}
@@ -201,8 +347,6 @@ def assign_slots_neural(onsets: Sequence[Onset], session: Session, grid: Grid, *
         model = _DEFAULT["model"]
     pred = predict(model, session, onsets, grid=grid)
     times = np.array([o.time_s for o in pred.onsets], dtype=float)
-    nearest = np.asarray(grid.nearest_slot(times)).reshape(-1) if times.size else np.zeros(0, dtype=int)
-    best = np.argmax(pred.slot_probs, axis=1) if times.size else np.zeros(0, dtype=int)
-    delta = np.where(pred.slot_probs[np.arange(times.size), best] > min_confidence,
-                     np.asarray(SLOT_CLASSES)[best], 0) if times.size else np.zeros(0, dtype=int)
+    nearest = np.asarray(grid.nearest_slot(times)).reshape(-1).astype(int) if times.size else np.zeros(0, dtype=int)
+    delta = _slot_deltas(pred.slot_probs, min_confidence)
     return {(o.stem, o.time_s): int(s) for o, s in zip(pred.onsets, nearest + delta)}
