@@ -11,7 +11,7 @@ STAMP      := $(VENV)/.beatfix-installed
 DEMO_OUT   ?= demo_out
 PYTEST_ARGS ?= -n 2
 
-.PHONY: install demo test bench bench-speed bench-sloppy clean
+.PHONY: install demo test bench bench-speed bench-sloppy bench-flams clean
 
 install: $(STAMP)
 
@@ -37,6 +37,9 @@ bench-speed: install
 
 bench-sloppy: install
 	$(BIN)/python benchmarks/sloppy.py
+
+bench-flams: install
+	$(BIN)/python benchmarks/flams.py --sessions 12
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) $(DEMO_OUT)-timing.png build *.egg-info .pytest_cache

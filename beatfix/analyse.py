@@ -19,6 +19,7 @@ from .errors import InputError, ParameterError
 from .flams import find_flams
 from .grid import Grid, check_bpm, parse_grid
 from .hits import classic_judge, group_hits
+from .heap import return_freed_memory
 from .onsets import detect_candidates
 from .tempo import assign_slots, estimate_tempo, fit_grid, prefer_backbeat, prefer_grid_fit
 from .types import Analysis, MicDelay, Onset, Session, TempoCandidate
@@ -98,6 +99,7 @@ def analyse_session(session: Session, *, bpm: float | None = None, grid: str = "
                          "name the files by drum or use --role FILE=ROLE")
     tell = progress or (lambda stage, fraction: None)
     candidates = detect_candidates(session, progress=tell)
+    return_freed_memory()  # the onset network's and filters' temporaries, before the judge's peak
     delays: tuple[MicDelay, ...] = measure_delays(session, candidates, progress=tell)
     flat = sorted((c for cands in candidates.values() for c in cands), key=lambda o: (o.time_s, o.stem))
     tell("judge", 0.0)

@@ -22,6 +22,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from ..heap import return_freed_memory
 from ..grid import Grid
 from ..types import Onset, Session
 from .features import N_CONTEXT, grid_context, iter_event_features
@@ -153,23 +154,8 @@ def encode(model, session: Session, candidates: Sequence[Onset]) -> Encoded:
             if emb.shape[1] != out.shape[1]:
                 emb = np.zeros((len(onsets), out.shape[1]), dtype=np.float32)
             emb[idx] = out
-    _return_freed_memory()
+    return_freed_memory()
     return Encoded(tuple(onsets), times, target, emb)
-
-
-def _return_freed_memory() -> None:
-    """Hand the C heap's free pages back to the system, where the C library allows it (glibc).
-
-    The features' many block-sized arrays leave tens of MB free but held in the
-    heap (glibc raises its mmap threshold as big arrays are freed); the later
-    stages' peaks would sit on top of them. A hint only: nothing changes if it fails.
-    """
-    import ctypes
-
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError, TypeError):
-        pass
 
 
 def decode(model, encoded: Encoded, grid: Grid | None = None) -> Predictions:
@@ -186,7 +172,7 @@ def decode(model, encoded: Encoded, grid: Grid | None = None) -> Predictions:
         own_prob = torch.sigmoid(own[0]).float().cpu().numpy()
         offset = off[0].float().cpu().numpy()
         slot_probs = torch.softmax(slot[0], dim=-1).float().cpu().numpy()
-    _return_freed_memory()
+    return_freed_memory()
     return Predictions(encoded.onsets, own_prob, offset, slot_probs, grid is not None)
 
 
