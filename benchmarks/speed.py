@@ -349,7 +349,7 @@ def run(args: argparse.Namespace) -> dict:
             estimate = fixed[name] + per[name] * seconds * channels
             return budget.left > 1.3 * estimate + 30.0
 
-        durations = [1, 2] if args.quick else list(DURATIONS_MIN)
+        durations = [1, 2] if args.quick else [m for m in DURATIONS_MIN if args.durations is None or m in args.durations]
         channel_counts = [2, 4] if args.quick else sorted(CHANNEL_LAYOUTS)
         # every duration for each engine, whatever the budget (how the cost grows with the session is
         # the question); then channel counts, classic first, as far as the budget goes
@@ -578,6 +578,8 @@ def update_results(path: Path, section: str) -> bool:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="1-minute main case, small scaling runs: a smoke test")
+    p.add_argument("--durations", type=lambda v: [int(x) for x in v.split(",")], default=None,
+                   help="only these scaling durations, minutes (e.g. 2): to add channel runs to a saved speed.json")
     p.add_argument("--budget-min", type=float, default=14.0, help="stop adding scaling runs past this (minutes)")
     p.add_argument("--out", type=Path, default=HERE, help="folder for SPEED.md and speed.json")
     p.add_argument("--from-json", type=Path, help="write the reports again from a saved speed.json, run nothing")
