@@ -50,6 +50,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))  # run from a checkout, beatfix not installed
 
 from machine import code_version, cpu_model, usable_cores  # noqa: E402
+from sections import update_section  # noqa: E402
 
 COMMAND = ".venv/bin/python benchmarks/speed.py"
 SAMPLE_RATE = 48000
@@ -67,7 +68,6 @@ DURATIONS_MIN = (1, 2, 4, 8, 16, 32)
 CHANNELS_AT_MIN = 2
 TARGET_WALL_S = 60.0
 TARGET_FLOOR_RATIO = 10.0
-SECTION_BEGIN, SECTION_END = "<!-- speed:begin -->", "<!-- speed:end -->"
 
 
 # ----------------------------------------------------------------------------- the machine
@@ -541,7 +541,7 @@ def summary(res: dict) -> str:
     """The short section for RESULTS.md."""
     main, size = res["main"], res["main"]["size"]
     limit = 2 * size["decoded_mb"]
-    out = [SECTION_BEGIN, "## Speed and memory (issue 7)", "",
+    out = ["## Speed and memory (issue 7)", "",
            f"From `{res['command']}` on {res['started']} ({res['machine']['cpu']}, {res['machine']['cores']} cores, "
            f"shared; load {res['load_start'][0]:.1f} at the start). Full tables, per-stage profile and scaling: "
            "[SPEED.md](SPEED.md).", "",
@@ -556,23 +556,7 @@ def summary(res: dict) -> str:
         out.append(f"| {name} | {spread} | {size['seconds'] / best['wall_s']:.1f}× | "
                    f"{best['wall_s'] / main['io_floor']['seconds']:.1f}× | "
                    f"{max(r['peak_mb'] for r in runs):.0f} | {main['baseline_mb'][name]:.0f} |")
-    out += ["", SECTION_END]
     return "\n".join(out)
-
-
-def update_results(path: Path, section: str) -> bool:
-    """Replace our marked section of RESULTS.md, or append it; never touch the rest. False if no file."""
-    if not path.exists():
-        return False
-    text = path.read_text()
-    if SECTION_BEGIN in text and SECTION_END in text:
-        head, rest = text.split(SECTION_BEGIN, 1)
-        tail = rest.split(SECTION_END, 1)[1]
-        text = head + section + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
-    return True
 
 
 def main(argv=None) -> int:
@@ -588,7 +572,7 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "SPEED.md").write_text(markdown(res) + "\n")
     (args.out / "speed.json").write_text(json.dumps(res, indent=1) + "\n")
-    updated = update_results(args.out / "RESULTS.md", summary(res))
+    updated = update_section(args.out / "RESULTS.md", "speed", summary(res))
     print(f"wrote {args.out / 'SPEED.md'} and speed.json" + (", and the speed section of RESULTS.md" if updated else ""))
     return 0
 
