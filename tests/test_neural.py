@@ -133,12 +133,14 @@ def mini():
 def test_shipped_model_loads_and_is_small(shipped):
     folder = weights.default_model_dir()
     assert folder.name == "beatfix-hit-v1"
-    for name in ("config.json", "weights.pt", "MODEL_CARD.md", "SHA256SUMS"):
+    for name in ("config.json", "weights.pt", "weights.npz", "MODEL_CARD.md", "SHA256SUMS"):
         assert (folder / name).is_file(), name
     assert (folder / "weights.pt").stat().st_size < 1_500_000
     assert shipped.config["weights_sha256"] == weights.sha256_file(folder / "weights.pt")
+    assert shipped.config["arrays_sha256"] == weights.sha256_file(folder / "weights.npz")
     assert shipped.version.startswith("1.")
-    assert not shipped.net.training
+    assert shipped.backend == "numpy"  # on a CPU the shipped model runs without torch
+    assert not weights.load_model(None, "cpu", backend="torch").net.training
 
 
 def test_models_found_when_installed(tmp_path, monkeypatch):
@@ -157,14 +159,15 @@ def test_models_found_when_installed(tmp_path, monkeypatch):
     assert weights.models_root() == Path(weights.__file__).resolve().parents[2] / "models"
 
 
-def test_corrupt_weights_are_refused_before_loading(tmp_path, tiny_dir):
+@pytest.mark.parametrize("name, backend", [("weights.pt", "torch"), ("weights.npz", "auto")])
+def test_corrupt_weights_are_refused_before_loading(tmp_path, tiny_dir, name, backend):
     copy = tmp_path / "broken"
     shutil.copytree(tiny_dir, copy)
-    data = bytearray((copy / "weights.pt").read_bytes())
+    data = bytearray((copy / name).read_bytes())
     data[len(data) // 2] ^= 0xFF
-    (copy / "weights.pt").write_bytes(bytes(data))
-    with pytest.raises(ModelError, match="checksum mismatch"):
-        weights.load_model(copy, "cpu")
+    (copy / name).write_bytes(bytes(data))
+    with pytest.raises(ModelError, match=f"{name}: checksum mismatch"):
+        weights.load_model(copy, "cpu", backend=backend)
 
 
 def test_missing_or_foreign_model_folder(tmp_path, tiny_dir):
@@ -174,12 +177,16 @@ def test_missing_or_foreign_model_folder(tmp_path, tiny_dir):
         weights.load_model(tmp_path, "cpu")
     copy = tmp_path / "nosums"
     shutil.copytree(tiny_dir, copy)
-    (copy / "SHA256SUMS").write_text("0" * 64 + "  weights.pt\n")
-    with pytest.raises(ModelError, match="disagree"):
-        weights.load_model(copy, "cpu")
+    (copy / "SHA256SUMS").write_text("0" * 64 + "  weights.pt\n" + "0" * 64 + "  weights.npz\n")
+    for backend in ("auto", "torch"):
+        with pytest.raises(ModelError, match="disagree"):
+            weights.load_model(copy, "cpu", backend=backend)
 
 
-def test_device_selection(monkeypatch):
+@pytest.mark.parametrize("driver", [False, True])
+def test_device_selection(monkeypatch, driver):
+    """Without an NVIDIA driver torch is not even asked; with one, torch's answer counts."""
+    monkeypatch.setattr(weights, "_cuda_possible", lambda: driver)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert weights.resolve_device("auto") == ("cpu", True)
     assert weights.resolve_device("cpu") == ("cpu", False)

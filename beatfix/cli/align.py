@@ -130,10 +130,6 @@ def run_session(paths: list[Path], out_dir: Path, opts: dict, progress=None) -> 
 
 def _batch_worker(args: tuple) -> dict:
     name, paths, out_dir, opts = args
-    if opts["engine"].lower() != "classic":
-        import torch
-
-        torch.set_num_threads(1)  # sessions run in parallel processes already
     from ..errors import BeatfixError
 
     try:

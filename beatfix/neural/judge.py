@@ -16,7 +16,6 @@ for any onsets.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass, fields, is_dataclass, replace
 from typing import Callable, Mapping, Sequence
 
@@ -26,14 +25,12 @@ from ..heap import return_freed_memory
 from ..grid import Grid
 from ..types import Onset, Session
 from .features import N_CONTEXT, grid_context, iter_event_features
-from .net import SLOT_CLASSES
+from .arch import SLOT_CLASSES
+from .runtime import sigmoid, softmax
 
 OWN_THRESHOLD = 0.5
 MAX_OFFSET_MS = 5.0  # a correction larger than this is not a refinement
 ENCODE_CHUNK = 128  # events encoded at once: bounds memory; larger batches are hardly faster on a CPU
-# Torch threads for inference on the CPU. The model is small: a second thread gains little, and on a
-# busy machine its spin-waits cost several times the work (the GRU runs one tiny step per onset).
-CPU_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -97,21 +94,6 @@ def context_for(times_s: np.ndarray, target: np.ndarray, grid: Grid | None, *, d
                         swing_pct=grid.swing_pct, steps_per_beat=grid.steps_per_beat, drift_window_s=drift_window_s)
 
 
-@contextmanager
-def _threads(model):
-    """At most :data:`CPU_THREADS` torch threads while the model runs on the CPU; restored after."""
-    import torch
-
-    before = torch.get_num_threads()
-    if model.device == "cpu" and before > CPU_THREADS:
-        torch.set_num_threads(CPU_THREADS)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
-
-
 @dataclass(frozen=True)
 class Encoded:
     """The grid-free half of a prediction: the encoder's embedding of every onset.
@@ -128,8 +110,6 @@ class Encoded:
 
 def encode(model, session: Session, candidates: Sequence[Onset]) -> Encoded:
     """Features and encoder, batch by batch (:func:`~beatfix.neural.features.iter_event_features`)."""
-    import torch
-
     onsets = as_onsets(candidates)
     names = [s.name for s in session.stems]
     index = {name: i for i, name in enumerate(names)}
@@ -144,34 +124,24 @@ def encode(model, session: Session, candidates: Sequence[Onset]) -> Encoded:
     channels = [s.audio[0] if s.n_channels == 1 else _Mono(s.audio) for s in session.stems]
     roles = [s.role for s in session.stems]
     no_context = np.zeros((len(onsets), N_CONTEXT), dtype=np.float32)  # the encoder does not read it
-    net, device = model.net, model.device
-    with torch.inference_mode(), _threads(model):
-        for idx, feats in iter_event_features(channels, roles, session.sample_rate, times, target, no_context,
-                                              model.features, batch_events=ENCODE_CHUNK):
-            out = net.encode(torch.from_numpy(feats.fine).to(device), torch.from_numpy(feats.coarse).to(device),
-                             torch.from_numpy(feats.chan).to(device), torch.from_numpy(feats.roles).to(device),
-                             torch.from_numpy(feats.target).to(device)).float().cpu().numpy()
-            if emb.shape[1] != out.shape[1]:
-                emb = np.zeros((len(onsets), out.shape[1]), dtype=np.float32)
-            emb[idx] = out
+    for idx, feats in iter_event_features(channels, roles, session.sample_rate, times, target, no_context,
+                                          model.features, batch_events=ENCODE_CHUNK):
+        out = model.encode(feats.fine, feats.coarse, feats.chan, feats.roles, feats.target)
+        if emb.shape[1] != out.shape[1]:
+            emb = np.zeros((len(onsets), out.shape[1]), dtype=np.float32)
+        emb[idx] = out
     return_freed_memory()
     return Encoded(tuple(onsets), times, target, emb)
 
 
 def decode(model, encoded: Encoded, grid: Grid | None = None) -> Predictions:
     """The model's answers for the encoded onsets, all in one sequence, under ``grid`` (or none)."""
-    import torch
-
     if not encoded.onsets:
         empty = np.zeros(0, dtype=np.float32)
         return Predictions((), empty, empty, np.zeros((0, 3), dtype=np.float32), grid is not None)
     context = context_for(encoded.times_s, encoded.target, grid, drift_window_s=model.features.drift_window_s)
-    with torch.inference_mode(), _threads(model):
-        own, off, slot = model.net.decode(torch.from_numpy(encoded.emb).to(model.device).unsqueeze(0),
-                                          torch.from_numpy(context).to(model.device).unsqueeze(0))
-        own_prob = torch.sigmoid(own[0]).float().cpu().numpy()
-        offset = off[0].float().cpu().numpy()
-        slot_probs = torch.softmax(slot[0], dim=-1).float().cpu().numpy()
+    own, off, slot = model.decode(encoded.emb[None], context[None])
+    own_prob, offset, slot_probs = sigmoid(own[0]), off[0], softmax(slot[0]).astype(np.float32, copy=False)
     return_freed_memory()
     return Predictions(encoded.onsets, own_prob, offset, slot_probs, grid is not None)
 

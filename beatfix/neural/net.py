@@ -17,36 +17,12 @@ order: a bidirectional GRU lets slot decisions see the neighbours' timing.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 from torch import nn
 
-SLOT_CLASSES = (-1, 0, 1)
+from .arch import COARSE_CHANNELS, CONV_LAYERS, FINE_CHANNELS, SLOT_CLASSES, NetConfig, frames_out
 
-
-@dataclass(frozen=True)
-class NetConfig:
-    n_bands: int = 5
-    fine_frames: int = 64
-    coarse_frames: int = 50
-    n_roles: int = 10
-    n_context: int = 15
-    width: int = 48
-    role_dim: int = 8
-    heads: int = 4
-    gru_hidden: int = 32
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "NetConfig":
-        return cls(**d)
-
-
-def _conv_out(n: int, kernel: int, stride: int, pad: int) -> int:
-    return (n + 2 * pad - kernel) // stride + 1
+__all__ = ["HitNet", "NetConfig", "SLOT_CLASSES", "count_parameters"]
 
 
 class _Frames(nn.Module):
@@ -55,12 +31,11 @@ class _Frames(nn.Module):
     def __init__(self, n_bands: int, n_frames: int, ch: tuple[int, int, int], out: int):
         super().__init__()
         a, b, c = ch
-        self.conv = nn.Sequential(
-            nn.Conv1d(n_bands, a, 5, padding=2), nn.GELU(),
-            nn.Conv1d(a, b, 5, stride=2, padding=2), nn.GELU(),
-            nn.Conv1d(b, c, 3, stride=2, padding=1), nn.GELU(),
-        )
-        n = _conv_out(_conv_out(n_frames, 5, 2, 2), 3, 2, 1)
+        layers = []
+        for (c_in, c_out), (kernel, stride, pad) in zip(zip((n_bands, a, b), (a, b, c)), CONV_LAYERS):
+            layers += [nn.Conv1d(c_in, c_out, kernel, stride=stride, padding=pad), nn.GELU()]
+        self.conv = nn.Sequential(*layers)
+        n = frames_out(n_frames)
         self.proj = nn.Linear(c * n, out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, B, F) -> (N, out)
@@ -72,8 +47,8 @@ class HitNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         d = cfg.width
-        self.fine = _Frames(cfg.n_bands, cfg.fine_frames, (24, 32, 32), d)
-        self.coarse = _Frames(cfg.n_bands, cfg.coarse_frames, (16, 24, 24), d)
+        self.fine = _Frames(cfg.n_bands, cfg.fine_frames, FINE_CHANNELS, d)
+        self.coarse = _Frames(cfg.n_bands, cfg.coarse_frames, COARSE_CHANNELS, d)
         self.role = nn.Embedding(cfg.n_roles, cfg.role_dim)
         self.channel = nn.Sequential(nn.Linear(2 * d + cfg.role_dim + 2, d), nn.GELU(), nn.Linear(d, d))
         self.attn = nn.MultiheadAttention(d, cfg.heads, batch_first=True)

@@ -132,7 +132,7 @@ def train_model(sessions: Path | str, out_dir: Path | str, *, epochs: int = 30, 
     if not folders:
         raise InputError(f"{sessions}: no session folders with a truth.json (make some with `beatfix synth`)")
     if init is not None:
-        base = load_model(init, "cpu")
+        base = load_model(init, "cpu", backend="torch")
         feat_cfg, net = base.features, base.net
     else:
         feat_cfg = FeatureConfig()
@@ -231,7 +231,8 @@ def train_model(sessions: Path | str, out_dir: Path | str, *, epochs: int = 30, 
     sha = save_model(net, feat_cfg, out_dir, version=version, card=None,
                      extra={"apply_offset": apply_offset, "training": {k: summary[k] for k in ("seed", "epochs_run", "best_epoch", "train_seconds",
                                                                    "train_sessions", "train_candidates", "init")}})
-    (Path(out_dir) / "MODEL_CARD.md").write_text(model_card(summary, sha), encoding="utf-8")
+    arrays_sha = json.loads((Path(out_dir) / "config.json").read_text(encoding="utf-8")).get("arrays_sha256", "")
+    (Path(out_dir) / "MODEL_CARD.md").write_text(model_card(summary, sha, arrays_sha), encoding="utf-8")
     (Path(out_dir) / "metrics.json").write_text(json.dumps(summary, indent=1, default=float) + "\n", encoding="utf-8")
     return TrainResult(Path(out_dir), sha, epoch, best_epoch, seconds, len(train_exs), len(val_exs), n_train_events,
                        validation, held_metrics, history)
