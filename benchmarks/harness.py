@@ -115,6 +115,8 @@ def measure_output(name: str, output, performed, ideal_spectra, input_distance, 
     return {
         "events": events,
         "residuals_ms": [l.residual_ms for l in found],
+        # the close-mic attack against the grid line itself, without the mic's own acoustic delay
+        "grid_residuals_ms": [l.residual_ms + 1000.0 * l.delay_s for l in found],
         "residual_drums": [l.drum for l in found],
         "residual_times_s": [hits[l.hit]["grid_time_s"] for l in found],
         "n_hits": len(close),
