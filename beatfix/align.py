@@ -93,8 +93,10 @@ def align_session(
     plan = plan_edits(analysis, n_samples=session.n_samples, strength_pct=strength_pct,
                       exclude_within_ms=exclude_within_ms, pad_ms=pad_ms, xfade_ms=xfade_ms,
                       audio=[s.audio for s in session.stems])
-    drums = plan_drums(analysis, plan, close_roles={s.name: s.role for s in session.close_stems}, mode=flams,
-                       strength_pct=strength_pct, exclude_within_ms=exclude_within_ms)
+    close_roles = {s.name: s.role for s in session.close_stems}
+    drums = plan_drums(analysis, plan, close_roles=close_roles, mode=flams, strength_pct=strength_pct,
+                       exclude_within_ms=exclude_within_ms,
+                       close_mono=None if flams == "keep" else {s: session.stem(s).mono() for s in close_roles})
     stems = session.stems
     if render_audio:
         stems = tuple(render_stems(session, plan, drums=drums, progress=progress))
@@ -121,7 +123,8 @@ def render_stems(session: Session, plan: EditPlan, *, drums: DrumPlans | None = 
     done = 0
     close = None
     if drums is not None and drums.moved:
-        close = clean_close(drums, {d: session.stem(d).mono() for d in drums.drums}, session.sample_rate)
+        close = drums.clean if drums.clean is not None else \
+            clean_close(drums, {d: session.stem(d).mono() for d in drums.drums}, session.sample_rate)
     for stem in session.stems:
         if not plan.edits:
             yield stem
@@ -136,7 +139,7 @@ def render_stems(session: Session, plan: EditPlan, *, drums: DrumPlans | None = 
         else:
             own = drums.drum_of(stem.name)
             audio = render_split(stem.audio, drums.plan_for(stem.name, plan), drums, close, own_drum=own,
-                                 delay_ms=drums.follower_delays_ms.get(stem.name))
+                                 delay_ms=drums.follower_delays_ms.get(stem.name), room=stem.role == "room")
         yield replace(stem, audio=audio)
         done += stem.n_channels
 

@@ -23,8 +23,17 @@ rest (its own drum) with its own plan; else a hi-hat heard 25 dB down in the
 kick mic would land where the kick does, not where the hi-hat does.
 
 A drum's part of a room is mostly reverb, which a short path cannot
-separate: only its direct sound moves with the drum (so the close-to-room lag
-of its attack is kept too), its reverb stays with the hit.
+separate: its direct sound and its early reflections (sharp copies of the
+attack, :data:`ROOM_ECHO_MS` at most after it) move with the drum, so the
+close-to-room lag of its attack is kept too and no reflection is left before
+its drum; the diffuse tail stays with the hit.
+
+Each drum's onsets are timed again on its cleaned close mic (its bleed of the
+other drums taken out, :func:`clean_close`) before its shifts are chosen: in
+the kick mic a hi-hat struck 2-5 ms before the kick is heard a little before
+the kick's own attack, and the analysis, which reads the raw mic, takes its
+start for the kick's (it landed the kick 2-3 ms late). An analysis built
+from a synthetic session's truth (engine ``oracle``) is exact and kept.
 
 Deliberate flams (the rudiment, a grace stroke before the main one) are left
 as played under ``fix``: their hit keeps one shift for all its drums. Under
@@ -45,7 +54,7 @@ import numpy as np
 from .errors import ParameterError
 from .plan import EditPlan, decay_room_samples, max_earlier_samples, max_later_samples
 from .render import render
-from .separate import apply_path, estimate_paths, loudest_strokes
+from .separate import apply_path, estimate_paths, loudest_strokes, trusted
 from .types import Analysis
 
 FLAM_MODES = ("keep", "fix", "fix-all")
@@ -53,6 +62,8 @@ MIN_MOVE_MS = 0.25  # a drum this close to where the collection shift puts it st
 SAME_DRUM_MS = 3.0  # two mics of one role whose onsets agree this closely...
 SAME_DRUM_SHARE = 0.5  # ...in this share of their hits are one drum (kick in + out)
 BLEED_MAX_MS = 8.0  # a close mic hears another drum at most this long after that drum's own mic
+RETIME_MAX_MS = 4.0  # an onset timed again on the cleaned close mic moves at most this far
+ROOM_ECHO_MS = 30.0  # a room's early reflections of a drum, moved with it, are sought this long after its direct sound
 
 
 def check_flam_mode(mode: str) -> str:
@@ -72,6 +83,8 @@ class DrumPlans:
     fixed_hits: frozenset[int]  # analysis hit indices whose drums got shifts of their own
     strokes: Mapping[str, tuple[int, ...]]  # drum -> its loudest attacks on its first stem (samples)
     follower_delays_ms: Mapping[str, float]  # follower stem -> its measured delay behind the close mics
+    clean: Mapping[str, np.ndarray] | None = None  # drum -> its first close stem, bleed out (clean_close)
+    retimed: int = 0  # onsets the cleaned close mics moved by at least MIN_MOVE_MS
 
     def drum_of(self, stem: str) -> str | None:
         return next((d for d, stems in self.drums.items() if stem in stems), None)
@@ -131,7 +144,11 @@ def _wanted_shifts(analysis: Analysis, plan: EditPlan, stems: Sequence[str], mod
             continue
         per_hit = []
         for hit in hits:
-            times = [hit.onsets[s] - analysis.delay_s(s) for s in stems if s in hit.onsets]
+            # the drum's first stem (the one timed again on its cleaned signal) when it has the hit,
+            # else its other mics, delay-compensated
+            own = [s for s in stems if s in hit.onsets]
+            times = [hit.onsets[s] - analysis.delay_s(s) for s in own[:1] if s == stems[0]] or \
+                [hit.onsets[s] - analysis.delay_s(s) for s in own]
             if not times:
                 continue
             deviation_s = float(np.mean(times)) - float(analysis.grid.slot_time(hit.slot))
@@ -161,22 +178,53 @@ def _fit_plan(plan: EditPlan, wanted: Sequence[float]) -> EditPlan:
     return replace(plan, edits=tuple(edits))
 
 
+def _retime(analysis: Analysis, clean: Mapping[str, np.ndarray]) -> tuple[Analysis, int]:
+    """``analysis`` with each drum's onsets on its first close stem timed again on the cleaned signal."""
+    from .refine import refine_times
+    from .types import Stem
+
+    sr = analysis.sample_rate
+    new: dict[tuple[str, float], float] = {}
+    for drum, mono in clean.items():
+        times = sorted({h.onsets[drum] for h in analysis.hits if drum in h.onsets})
+        stem = Stem(drum, np.asarray(mono, dtype=np.float32)[None, :], sr, "close")
+        for t, r in zip(times, refine_times(stem, times, RETIME_MAX_MS)):
+            if r is not None:
+                new[(drum, t)] = r
+    moved = sum(1 for (_, t), r in new.items() if abs(r - t) * 1000.0 >= MIN_MOVE_MS)
+    hits = tuple(replace(h, onsets={s: new.get((s, t), t) for s, t in h.onsets.items()}) for h in analysis.hits)
+    return replace(analysis, hits=hits), moved
+
+
 def plan_drums(analysis: Analysis, plan: EditPlan, *, close_roles: Mapping[str, str], mode: str = "fix",
-               strength_pct: float = 100.0, exclude_within_ms: float = 0.0) -> DrumPlans | None:
+               strength_pct: float = 100.0, exclude_within_ms: float = 0.0,
+               close_mono: Mapping[str, np.ndarray] | None = None) -> DrumPlans | None:
     """Each drum's plan for ``--flams fix`` or ``fix-all``; None for ``keep`` (the collection plan alone).
 
     ``close_roles``: close stem -> role, in session order. ``strength_pct`` and
     ``exclude_within_ms`` mean what they mean for :func:`beatfix.plan.plan_edits`,
-    applied to each drum's own onset.
+    applied to each drum's own onset. ``close_mono``: close stem -> its mono
+    audio; with it each drum's onsets are timed again on its cleaned close mic,
+    and the cleaned signals are kept for rendering.
     """
     if check_flam_mode(mode) == "keep":
         return None
     drums = group_drums(analysis, close_roles)
+    strokes = {}
+    for drum in drums:
+        own = [o for o in analysis.onsets if o.stem == drum]
+        strokes[drum] = tuple(loudest_strokes([o.time_s for o in own], [o.level_db for o in own],
+                                              analysis.sample_rate))
+    clean, retimed, timing = None, 0, analysis
+    if close_mono is not None:
+        clean = _clean(drums, strokes, {d: close_mono[d] for d in drums if d in close_mono}, analysis.sample_rate)
+        if analysis.engine != "oracle":  # an analysis built from a session's truth has its onsets exactly
+            timing, retimed = _retime(analysis, clean)
     deliberate = {f.slot for f in analysis.flams if f.deliberate}
     plans, moved = {}, []
     fixed: set[int] = set()
     for drum, stems in drums.items():
-        wanted = _wanted_shifts(analysis, plan, stems, mode, strength_pct / 100.0, exclude_within_ms, deliberate)
+        wanted = _wanted_shifts(timing, plan, stems, mode, strength_pct / 100.0, exclude_within_ms, deliberate)
         own = _fit_plan(plan, wanted)
         plans[drum] = own
         changed = [k for k, (a, b) in enumerate(zip(own.edits, plan.edits)) if a.shift_samples != b.shift_samples]
@@ -184,16 +232,11 @@ def plan_drums(analysis: Analysis, plan: EditPlan, *, close_roles: Mapping[str, 
             moved.append(drum)
             for k in changed:
                 fixed.update((plan.edits[k].hit_index, *plan.edits[k].merged_hit_indices))
-    strokes = {}
-    for drum in drums:
-        own = [o for o in analysis.onsets if o.stem == drum]
-        strokes[drum] = tuple(loudest_strokes([o.time_s for o in own], [o.level_db for o in own],
-                                              analysis.sample_rate))
     # Only the follower's own delay, against its best reference, is measured reliably (its delays behind
     # the other close mics are often another drum's); every drum of a kit reaches it within a few ms of that.
     delays = {d.stem: d.delay_ms for d in analysis.mic_delays if d.stem not in close_roles
               and (d.reference is not None or d.delay_ms != 0.0) and math.isfinite(d.delay_ms)}
-    return DrumPlans(mode, drums, plans, tuple(moved), frozenset(fixed), strokes, delays)
+    return DrumPlans(mode, drums, plans, tuple(moved), frozenset(fixed), strokes, delays, clean, retimed)
 
 
 def clean_close(drums: DrumPlans, close_mono: Mapping[str, np.ndarray], sample_rate: int) -> dict[str, np.ndarray]:
@@ -204,13 +247,18 @@ def clean_close(drums: DrumPlans, close_mono: Mapping[str, np.ndarray], sample_r
     move it with the kick (a ghost hi-hat 25-30 dB below the real one, off
     its slot, which a quiet gap shows).
     """
-    regressors = {d: close_mono[d] for d in drums.drums if d in close_mono and drums.strokes.get(d)}
+    return _clean(drums.drums, drums.strokes, close_mono, sample_rate)
+
+
+def _clean(drums: Mapping[str, tuple[str, ...]], strokes: Mapping[str, tuple[int, ...]],
+           close_mono: Mapping[str, np.ndarray], sample_rate: int) -> dict[str, np.ndarray]:
+    regressors = {d: close_mono[d] for d in drums if d in close_mono and strokes.get(d)}
     out = {}
     for drum, x in close_mono.items():
         others = {e: r for e, r in regressors.items() if e != drum}
         cleaned = np.array(x, dtype=np.float32)
         if others:
-            paths = estimate_paths(others, drums.strokes, x, sample_rate, lead_ms=0.0, lag_ms=BLEED_MAX_MS)
+            paths = estimate_paths(others, strokes, x, sample_rate, lead_ms=0.0, lag_ms=BLEED_MAX_MS)
             for e, path in paths.items():
                 cleaned -= apply_path(path, others[e])
         out[drum] = cleaned
@@ -218,7 +266,7 @@ def clean_close(drums: DrumPlans, close_mono: Mapping[str, np.ndarray], sample_r
 
 
 def render_split(audio: np.ndarray, plan: EditPlan, drums: DrumPlans, close_mono: Mapping[str, np.ndarray], *,
-                 own_drum: str | None = None, delay_ms: float | None = None) -> np.ndarray:
+                 own_drum: str | None = None, delay_ms: float | None = None, room: bool = False) -> np.ndarray:
     """One stem ``(n_channels, n_samples)`` edited drum by drum.
 
     Each channel is split into the other drums' parts (:mod:`beatfix.separate`)
@@ -228,6 +276,7 @@ def render_split(audio: np.ndarray, plan: EditPlan, drums: DrumPlans, close_mono
     ``close_mono``: each drum's first close stem (named as the drum), mono,
     input timeline, its bleed taken out (:func:`clean_close`). ``delay_ms``:
     a follower's measured delay; each drum's path is sought near it.
+    ``room``: the channel is a room mic: each drum's early reflections move with it.
     """
     out = render(audio, plan)
     regressors = {d: close_mono[d] for d in drums.drums if d in close_mono and d != own_drum and drums.strokes.get(d)}
@@ -236,13 +285,15 @@ def render_split(audio: np.ndarray, plan: EditPlan, drums: DrumPlans, close_mono
         return out
     # Another close mic hears a drum only after the drum's own mic does, and by at most a few ms.
     reach = {} if own_drum is None else {"lead_ms": 0.0, "lag_ms": BLEED_MAX_MS}
+    if room:
+        reach["echo_ms"] = ROOM_ECHO_MS
     hints = {d: delay_ms for d in regressors} if delay_ms is not None and own_drum is None else None
     for c in range(audio.shape[0]):
         paths = estimate_paths(regressors, drums.strokes, audio[c], plan.sample_rate, hints_ms=hints, **reach)
         for drum in movers:
             path = paths.get(drum)
-            if path is None or path.gain == 0.0:
-                continue  # no measurable path: this drum's part stays with the residual
+            if not trusted(path):
+                continue  # no path its strokes agree on: this drum's part stays with the residual
             part = apply_path(path, regressors[drum])[None, :].astype(audio.dtype)
             out[c] += render(part, drums.plans[drum])[0] - render(part, plan)[0]
     return out

@@ -258,3 +258,21 @@ def _refine(sig: _StemSignal, coarse_s: float) -> list[_Attack]:
         onset = _aic_onset(seg, 0, len(seg)) + seg_lo
         out.append(_Attack(onset, float(rises[i]), float(levels[i]), grace))
     return out
+
+
+def refine_times(stem: Stem, times_s, max_move_ms: float) -> list[float | None]:
+    """The main attack the refiner finds around each of ``times_s`` (sorted), in seconds, or None
+    where it finds none within ``max_move_ms`` of the time given."""
+    times = [float(t) for t in times_s]
+    out: list[float | None] = [None] * len(times)
+    if not times or not np.any(stem.audio):
+        return out
+    centres = np.array([int(round(t * stem.sample_rate)) for t in times], dtype=np.int64)
+    limit = max_move_ms / 1000.0
+    for sig, which in _signals(stem, centres):
+        for i in which:
+            mains = [a.onset / stem.sample_rate for a in _refine(sig, times[i]) if not a.grace]
+            near = [t for t in mains if abs(t - times[i]) <= limit]
+            if near:
+                out[i] = min(near, key=lambda t: abs(t - times[i]))
+    return out

@@ -17,11 +17,28 @@ follower minus the other drums' current estimates, so a hi-hat played with
 every kick does not pull the kick's delay towards its own. Per round and drum:
 
 * **delay**: the cross-correlation of the close mic's attack windows with the
-  follower, summed over the strokes. Unwhitened first (the drum's own energy
-  dominates its own mic, so this peak is the drum's, if broad), then refined
-  to the sharpest whitened peak within :data:`REFINE_MS` of it;
+  follower, summed over the strokes and whitened, which makes it an estimate
+  of the path's impulse response: its *first* strong peak (at least
+  :data:`FIRST_PEAK_SHARE` of the strongest) is the direct sound. In a room
+  the strongest peak is often an early reflection or a stretch of the tail
+  (a room mic hears more room than kit), which is later;
 * **gain**: the median over strokes of the least-squares gain at that delay
-  (signed: polarity included), robust to the strokes a cymbal sits on.
+  (signed: polarity included), robust to the strokes a cymbal sits on,
+  measured from :data:`GAIN_WINDOW_MS` before to after the attack: the direct
+  sound is alone there, before the first reflection and the tail arrive
+  (measured on the whole window, a room's tail, which repeats the drum,
+  reads as up to +5 dB of gain);
+* **echoes** (rooms, ``echo_ms``): the early reflections, sharp copies of the
+  attack a few ms after the direct sound: the later peaks of the same
+  whitened curve at least :data:`ECHO_SHARE` of the direct one, each a tap
+  of its own (its gain from the peaks' ratio, on the low side: see :func:`_echoes`). A drum moved without them leaves
+  them behind, where a drum moved later than its own first reflection gets a
+  pre-echo (a hi-hat moved 8 ms, its reflection 4 ms after it: a click).
+  The diffuse tail is not modelled; it stays with the hit;
+* **spread**: how far the strokes' gains scatter around that median. A
+  path whose strokes disagree (a tom played four times, heard in a room
+  under everybody's reverb) is not moved on its own (:func:`trusted`):
+  moving a wrong part leaves its error behind as a ghost attack.
 
 What no close mic explains (cymbals, the room's tail, a colour the path does
 not model) is the residual, which :mod:`beatfix.flamfix` moves with the hit.
@@ -45,7 +62,12 @@ WINDOW_MS = (1.0, 25.0)  # close-mic window around a stroke: 1 ms before to 25 m
 SEARCH_LEAD_MS = 3.0  # a follower may hear a drum this much earlier than its close mic (placement)...
 SEARCH_LAG_MS = 40.0  # ...or this much later (a far room)
 HINT_WINDOW_MS = 4.0  # with a delay from the analysis, the search stays this close to it
-REFINE_MS = 0.5  # the whitened peak is sought this close to the unwhitened one
+FIRST_PEAK_SHARE = 0.5  # the direct sound: the first whitened peak at least this share of the strongest
+GAIN_WINDOW_MS = (0.5, 2.0)  # the gain is measured this long before and after the attack
+ECHO_SHARE = 0.1  # a reflection: a later whitened peak at least this share of the direct sound's
+ECHO_MIN_MS = 0.5  # reflections are sought this long after the direct sound (its own peak's skirt) on
+MAX_ECHOES = 8
+MAX_SPREAD = 0.12  # a part is moved on its own only if its strokes' gains agree this closely (relative MAD)
 PHAT_BETA = 0.85
 MAX_STROKES = 48  # per drum, the loudest, spread over the take
 LOUD_WITHIN_DB = 10.0
@@ -61,6 +83,9 @@ class Path:
     stem: str
     delay_samples: float
     gain: float
+    spread: float = 0.0  # median absolute deviation of the per-stroke gains, relative to the gain
+    strokes: int = 0  # strokes measured
+    echoes: tuple["Path", ...] = ()  # early reflections: further taps, each a delay and a gain
 
     @property
     def start_samples(self) -> int:
@@ -76,7 +101,14 @@ class Path:
 
 
 def apply_path(path: Path, x: np.ndarray) -> np.ndarray:
-    """``x`` through ``path``, same length, float32."""
+    """``x`` through ``path`` (its echoes included), same length, float32."""
+    out = _apply_tap(path, x)
+    for echo in path.echoes:
+        out += _apply_tap(echo, x)
+    return out
+
+
+def _apply_tap(path: Path, x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     n = x.shape[-1]
     out = np.zeros(n, dtype=np.float32)
@@ -135,28 +167,63 @@ def _peak(curve: np.ndarray, k: int) -> float:
     return float(k)
 
 
-def _delay(windows, fars, base: int, lo: int, hi: int, refine: int) -> float | None:
-    plain = _cross(windows, fars, base, lo, hi, 0.0)
-    if not np.any(plain):
+def _delay(windows, fars, base: int, lo: int, hi: int) -> float | None:
+    """The first strong peak of the whitened cross-correlation (the direct sound), to a fraction of a sample."""
+    sharp = _cross(windows, fars, base, lo, hi, PHAT_BETA)
+    mag = np.abs(sharp)
+    if not np.any(mag):
         return None
-    k = int(np.argmax(np.abs(plain)))
-    a, b = max(lo, lo + k - refine), min(hi, lo + k + refine)
-    sharp = _cross(windows, fars, base, a, b, PHAT_BETA)
-    return a + _peak(sharp, int(np.argmax(np.abs(sharp))))
+    strong = FIRST_PEAK_SHARE * float(mag.max())
+    inner = np.flatnonzero((mag[1:-1] >= mag[:-2]) & (mag[1:-1] >= mag[2:]) & (mag[1:-1] >= strong)) + 1
+    k = int(inner[0]) if inner.size else int(np.argmax(mag))
+    return lo + _peak(sharp, k)
 
 
-def _gain(windows, fars, base: int, delay: float) -> float:
-    """Median over windows of the least-squares gain of the target at ``delay`` on the window."""
+def _echoes(stem: str, windows, fars, base: int, direct: Path, skirt: int, last: int) -> tuple[Path, ...]:
+    """The early reflections more than ``skirt`` samples after the direct sound, up to lag ``last``.
+
+    The later peaks of the whitened curve at least :data:`ECHO_SHARE` of the
+    direct sound's, each scaled from the direct gain by the peaks' ratio. That
+    ratio reads a reflection 20-30 % low (the partial whitening spreads a
+    peak), which leaves a trace of it behind; measured by least squares, the
+    tail that overlaps it inflates it instead, and an overestimate clicks.
+    """
+    first = max(base, int(math.floor(direct.delay_samples)) - 2)
+    at = int(round(direct.delay_samples)) - first
+    curve = _cross(windows, fars, base, first, last, PHAT_BETA)
+    if direct.gain == 0.0 or not 0 <= at < curve.size or curve[at] == 0.0:
+        return ()
+    mag = np.abs(curve)
+    peaks = np.flatnonzero((mag[1:-1] >= mag[:-2]) & (mag[1:-1] >= mag[2:]) & (mag[1:-1] >= ECHO_SHARE * mag[at])) + 1
+    peaks = [int(i) for i in peaks if i > at + skirt]
+    strongest = sorted(sorted(peaks, key=lambda i: -mag[i])[:MAX_ECHOES])
+    return tuple(Path(stem, first + _peak(curve, i), direct.gain * float(curve[i] / curve[at])) for i in strongest)
+
+
+def _gain(windows, fars, base: int, delay: float, span: tuple[int, int]) -> tuple[float, float]:
+    """Median over windows of the least-squares gain at ``delay`` on samples ``span`` of each window,
+    and the gains' median absolute deviation relative to it."""
     whole = int(math.floor(delay))
     frac = delay - whole
     gains = []
+    a, b = span
     for (_, seg), far in zip(windows, fars):
         near = far[whole - base:whole - base + seg.size + 1]
-        mixed = (1.0 - frac) * near[:-1] + frac * near[1:]
-        energy = float(seg @ seg)
+        mixed = ((1.0 - frac) * near[:-1] + frac * near[1:])[a:b]
+        x = seg[a:b]
+        energy = float(x @ x)
         if energy > 0:
-            gains.append(float(seg @ mixed) / energy)
-    return float(np.median(gains)) if gains else 0.0
+            gains.append(float(x @ mixed) / energy)
+    if not gains:
+        return 0.0, math.inf
+    gain = float(np.median(gains))
+    spread = float(np.median(np.abs(np.asarray(gains) - gain))) / abs(gain) if gain else math.inf
+    return gain, spread
+
+
+def trusted(path: "Path | None") -> bool:
+    """Whether a drum's part may move on its own: a path whose strokes agree on its gain."""
+    return path is not None and path.gain != 0.0 and path.spread <= MAX_SPREAD
 
 
 def loudest_strokes(times_s: Sequence[float], levels_db: Sequence[float], sample_rate: int,
@@ -176,7 +243,8 @@ def loudest_strokes(times_s: Sequence[float], levels_db: Sequence[float], sample
 
 def estimate_paths(close: Mapping[str, np.ndarray], strokes: Mapping[str, Sequence[int]], follower: np.ndarray,
                    sample_rate: int, *, hints_ms: Mapping[str, float] | None = None,
-                   lead_ms: float = SEARCH_LEAD_MS, lag_ms: float = SEARCH_LAG_MS) -> dict[str, Path]:
+                   lead_ms: float = SEARCH_LEAD_MS, lag_ms: float = SEARCH_LAG_MS,
+                   echo_ms: float = 0.0) -> dict[str, Path]:
     """Every close stem's :class:`Path` into one channel ``(n_samples,)`` (a follower, or another close mic).
 
     ``close``: stem -> mono signal; ``strokes``: stem -> its own strongest
@@ -185,14 +253,19 @@ def estimate_paths(close: Mapping[str, np.ndarray], strokes: Mapping[str, Sequen
     :data:`HINT_WINDOW_MS` of it. Delays are
     sought from ``lead_ms`` early to ``lag_ms`` late (another close mic hears
     a drum's bleed only after that drum's own mic: ``lead_ms=0``). A stem
-    without strokes gets no path (its drum is never moved).
+    without strokes gets no path (its drum is never moved). ``echo_ms``:
+    early reflections up to this long after the direct sound are found too
+    (a room; none by default).
     """
     y = np.asarray(follower)
     n = y.size
     before, after = (int(round(ms * sample_rate / 1000.0)) for ms in WINDOW_MS)
     lead = int(round(lead_ms * sample_rate / 1000.0))
     lag = int(round(lag_ms * sample_rate / 1000.0))
-    refine = max(1, int(round(REFINE_MS * sample_rate / 1000.0)))
+    span = (max(0, before - int(round(GAIN_WINDOW_MS[0] * sample_rate / 1000.0))),
+            before + max(1, int(round(GAIN_WINDOW_MS[1] * sample_rate / 1000.0))))
+    echo = int(round(echo_ms * sample_rate / 1000.0))
+    skirt = max(1, int(round(ECHO_MIN_MS * sample_rate / 1000.0)))
     wins = {s: _windows(np.asarray(close[s]), strokes.get(s, ()), before, after) for s in close}
     wins = {s: w for s, w in wins.items() if w}
     paths: dict[str, Path] = {}
@@ -204,25 +277,36 @@ def estimate_paths(close: Mapping[str, np.ndarray], strokes: Mapping[str, Sequen
                 c, width = int(round(hint * sample_rate / 1000.0)), int(round(HINT_WINDOW_MS * sample_rate / 1000.0))
                 lo, hi = max(lo, c - width), min(hi, c + width)
             # the windows' stretches of the follower minus the other drums' current parts
-            usable = [(start, seg) for start, seg in w if start + lo >= 0 and start + hi + seg.size + 1 <= n]
+            usable = [(start, seg) for start, seg in w if start + lo >= 0 and start + hi + echo + seg.size + 1 <= n]
             if lo > hi or not usable:
                 continue
             fars = []
             for start, seg in usable:
-                a, b = start + lo, start + hi + seg.size + 1
+                a, b = start + lo, start + hi + echo + seg.size + 1
                 far = y[a:b].astype(np.float64)
                 for k, p in paths.items():
                     if k != s:
                         far -= _part(p, close[k], a, b)
                 fars.append(far)
-            delay = _delay(usable, fars, lo, lo, hi, refine)
+            delay = _delay(usable, fars, lo, lo, hi)
             if delay is not None:
-                paths[s] = Path(s, delay, _gain(usable, fars, lo, delay))
+                gain, spread = _gain(usable, fars, lo, delay, span)
+                direct = Path(s, delay, gain)
+                echoes = _echoes(s, usable, fars, lo, direct, skirt, hi + echo) if echo else ()
+                paths[s] = Path(s, delay, gain, spread, len(usable), echoes)
     return paths
 
 
 def _part(path: Path, x: np.ndarray, a: int, b: int) -> np.ndarray:
-    """Samples ``[a, b)`` of ``x`` through ``path``, float64, computed from the stretch of ``x`` they need."""
+    """Samples ``[a, b)`` of ``x`` through ``path`` (echoes included), float64."""
+    out = _part_tap(path, x, a, b)
+    for echo in path.echoes:
+        out += _part_tap(echo, x, a, b)
+    return out
+
+
+def _part_tap(path: Path, x: np.ndarray, a: int, b: int) -> np.ndarray:
+    """Samples ``[a, b)`` of ``x`` through one tap, computed from the stretch of ``x`` they need."""
     lo = a - int(math.ceil(path.delay_samples)) - _HALF_TAPS - 1
     hi = max(b, b - int(math.floor(path.delay_samples)) + _HALF_TAPS + 1)
     piece = np.zeros(hi - lo, dtype=np.float32)
