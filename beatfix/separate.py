@@ -21,7 +21,10 @@ every kick does not pull the kick's delay towards its own. Per round and drum:
   of the path's impulse response: its *first* strong peak (at least
   :data:`FIRST_PEAK_SHARE` of the strongest) is the direct sound. In a room
   the strongest peak is often an early reflection or a stretch of the tail
-  (a room mic hears more room than kit), which is later;
+  (a room mic hears more room than kit), which is later. If the strokes
+  disagree on the first peak's gain (see *spread*) and agree better on the
+  strongest peak's, the strongest wins: a kick's broad peak has early
+  sidelobes over half its height;
 * **gain**: the median over strokes of the least-squares gain at that delay
   (signed: polarity included), robust to the strokes a cymbal sits on,
   measured from :data:`GAIN_WINDOW_MS` before to after the attack: the direct
@@ -167,16 +170,18 @@ def _peak(curve: np.ndarray, k: int) -> float:
     return float(k)
 
 
-def _delay(windows, fars, base: int, lo: int, hi: int) -> float | None:
-    """The first strong peak of the whitened cross-correlation (the direct sound), to a fraction of a sample."""
+def _delays(windows, fars, base: int, lo: int, hi: int) -> list[float]:
+    """Candidate direct-sound delays, to a fraction of a sample: the first strong peak of the whitened
+    cross-correlation, then (if another) its strongest peak."""
     sharp = _cross(windows, fars, base, lo, hi, PHAT_BETA)
     mag = np.abs(sharp)
     if not np.any(mag):
-        return None
+        return []
     strong = FIRST_PEAK_SHARE * float(mag.max())
     inner = np.flatnonzero((mag[1:-1] >= mag[:-2]) & (mag[1:-1] >= mag[2:]) & (mag[1:-1] >= strong)) + 1
-    k = int(inner[0]) if inner.size else int(np.argmax(mag))
-    return lo + _peak(sharp, k)
+    best = int(np.argmax(mag))
+    first = int(inner[0]) if inner.size else best
+    return [lo + _peak(sharp, k) for k in dict.fromkeys((first, best))]
 
 
 def _echoes(stem: str, windows, fars, base: int, direct: Path, skirt: int, last: int) -> tuple[Path, ...]:
@@ -288,9 +293,13 @@ def estimate_paths(close: Mapping[str, np.ndarray], strokes: Mapping[str, Sequen
                     if k != s:
                         far -= _part(p, close[k], a, b)
                 fars.append(far)
-            delay = _delay(usable, fars, lo, lo, hi)
-            if delay is not None:
-                gain, spread = _gain(usable, fars, lo, delay, span)
+            # The first arrival, unless its strokes disagree on its gain and the strongest peak's agree
+            # better (a kick's broad whitened peak has early sidelobes over half its height).
+            found = [(d, *_gain(usable, fars, lo, d, span)) for d in _delays(usable, fars, lo, lo, hi)]
+            if found:
+                delay, gain, spread = found[0]
+                if spread > MAX_SPREAD and len(found) > 1 and found[1][2] < spread:
+                    delay, gain, spread = found[1]
                 direct = Path(s, delay, gain)
                 echoes = _echoes(s, usable, fars, lo, direct, skirt, hi + echo) if echo else ()
                 paths[s] = Path(s, delay, gain, spread, len(usable), echoes)

@@ -108,3 +108,16 @@ def test_a_path_whose_strokes_disagree_is_not_trusted(consistent):
     assert abs(path.delay_samples - 200) < 0.1
     assert trusted(path) == consistent, path
     assert (path.spread <= MAX_SPREAD) == consistent
+
+
+def test_a_first_peak_whose_strokes_disagree_gives_way_to_the_strongest():
+    """An earlier arrival whose level changes from stroke to stroke (not a path: something else that
+    happens to come with the drum) loses to the later, steady one the strokes agree on."""
+    rng = np.random.default_rng(6)
+    x, strokes, levels, shot = _track(rng)
+    follower = np.zeros_like(x)
+    for s, v in zip(strokes, levels):
+        follower[s + 300:s + 300 + shot.size] += 0.5 * v * shot  # the drum's path: steady
+        follower[s + 120:s + 120 + shot.size] += rng.uniform(0.0, 0.7) * v * shot  # erratic, earlier
+    path = estimate_paths({"kick": x}, {"kick": strokes}, follower, SR)["kick"]
+    assert abs(path.delay_samples - 300) < 0.1 and abs(path.gain - 0.5) < 0.05 and trusted(path), path
