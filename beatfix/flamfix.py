@@ -146,9 +146,9 @@ def _wanted_shifts(analysis: Analysis, plan: EditPlan, stems: Sequence[str], mod
         for hit in hits:
             # the drum's first stem (the one timed again on its cleaned signal) when it has the hit,
             # else its other mics, delay-compensated
-            own = [s for s in stems if s in hit.onsets]
-            times = [hit.onsets[s] - analysis.delay_s(s) for s in own[:1] if s == stems[0]] or \
-                [hit.onsets[s] - analysis.delay_s(s) for s in own]
+            first = stems[0]
+            times = ([hit.onsets[first] - analysis.delay_s(first)] if first in hit.onsets
+                     else [hit.onsets[s] - analysis.delay_s(s) for s in stems if s in hit.onsets])
             if not times:
                 continue
             deviation_s = float(np.mean(times)) - float(analysis.grid.slot_time(hit.slot))

@@ -61,7 +61,7 @@ def machine() -> dict:
     import torch
 
     return {"cpu": cpu, "cores": os.cpu_count(), "usable_cores": usable, "python": platform.python_version(),
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "numpy": numpy.__version__,
+            "torch": torch.__version__, "numpy": numpy.__version__,
             "scipy": scipy.__version__, "platform": platform.platform(),
             "load_avg": os.getloadavg() if hasattr(os, "getloadavg") else None}
 
@@ -161,7 +161,7 @@ def write_results(path: Path, sessions, pooled, quality, memory, info) -> None:
         f"Machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable, shared with other work; load average "
         f"at start {', '.join(f'{x:.1f}' for x in m['load_avg'] or [])}, at the end "
         f"{', '.join(f'{x:.1f}' for x in info.get('load_avg_end') or [])}), Python {m['python']}, torch {m['torch']} "
-        f"({m['torch_threads']} threads), numpy {m['numpy']}, scipy {m['scipy']}; {m['platform']}.",
+        f"(installed; the hit model runs through numpy on a CPU), numpy {m['numpy']}, scipy {m['scipy']}; {m['platform']}.",
         "",
         f"Data: held-out seeds {sessions[0]['seed']}-{sessions[-1]['seed']}, held-out kit "
         f"`{KIT_DIR.relative_to(REPO)}` only (`{sessions[0]['kit']}`"
