@@ -170,6 +170,11 @@ def _peak(curve: np.ndarray, k: int) -> float:
     return float(k)
 
 
+def _local_peaks(mag: np.ndarray, floor: float) -> np.ndarray:
+    """Indices of the local maxima of ``mag`` at least ``floor`` high, in order."""
+    return np.flatnonzero((mag[1:-1] >= mag[:-2]) & (mag[1:-1] >= mag[2:]) & (mag[1:-1] >= floor)) + 1
+
+
 def _delays(windows, fars, base: int, lo: int, hi: int) -> list[float]:
     """Candidate direct-sound delays, to a fraction of a sample: the first strong peak of the whitened
     cross-correlation, then (if another) its strongest peak."""
@@ -177,8 +182,7 @@ def _delays(windows, fars, base: int, lo: int, hi: int) -> list[float]:
     mag = np.abs(sharp)
     if not np.any(mag):
         return []
-    strong = FIRST_PEAK_SHARE * float(mag.max())
-    inner = np.flatnonzero((mag[1:-1] >= mag[:-2]) & (mag[1:-1] >= mag[2:]) & (mag[1:-1] >= strong)) + 1
+    inner = _local_peaks(mag, FIRST_PEAK_SHARE * float(mag.max()))
     best = int(np.argmax(mag))
     first = int(inner[0]) if inner.size else best
     return [lo + _peak(sharp, k) for k in dict.fromkeys((first, best))]
@@ -199,8 +203,7 @@ def _echoes(stem: str, windows, fars, base: int, direct: Path, skirt: int, last:
     if direct.gain == 0.0 or not 0 <= at < curve.size or curve[at] == 0.0:
         return ()
     mag = np.abs(curve)
-    peaks = np.flatnonzero((mag[1:-1] >= mag[:-2]) & (mag[1:-1] >= mag[2:]) & (mag[1:-1] >= ECHO_SHARE * mag[at])) + 1
-    peaks = [int(i) for i in peaks if i > at + skirt]
+    peaks = [int(i) for i in _local_peaks(mag, ECHO_SHARE * mag[at]) if i > at + skirt]
     strongest = sorted(sorted(peaks, key=lambda i: -mag[i])[:MAX_ECHOES])
     return tuple(Path(stem, first + _peak(curve, i), direct.gain * float(curve[i] / curve[at])) for i in strongest)
 
@@ -295,11 +298,14 @@ def estimate_paths(close: Mapping[str, np.ndarray], strokes: Mapping[str, Sequen
                 fars.append(far)
             # The first arrival, unless its strokes disagree on its gain and the strongest peak's agree
             # better (a kick's broad whitened peak has early sidelobes over half its height).
-            found = [(d, *_gain(usable, fars, lo, d, span)) for d in _delays(usable, fars, lo, lo, hi)]
-            if found:
-                delay, gain, spread = found[0]
-                if spread > MAX_SPREAD and len(found) > 1 and found[1][2] < spread:
-                    delay, gain, spread = found[1]
+            candidates = _delays(usable, fars, lo, lo, hi)
+            if candidates:
+                delay = candidates[0]
+                gain, spread = _gain(usable, fars, lo, delay, span)
+                if spread > MAX_SPREAD and len(candidates) > 1:
+                    other_gain, other_spread = _gain(usable, fars, lo, candidates[1], span)
+                    if other_spread < spread:
+                        delay, gain, spread = candidates[1], other_gain, other_spread
                 direct = Path(s, delay, gain)
                 echoes = _echoes(s, usable, fars, lo, direct, skirt, hi + echo) if echo else ()
                 paths[s] = Path(s, delay, gain, spread, len(usable), echoes)

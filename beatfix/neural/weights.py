@@ -265,6 +265,10 @@ def _atomic_write(path: Path, data: bytes) -> None:
             os.unlink(tmp)
 
 
+def _write_sums(folder: Path, weights_sha: str, arrays_sha: str) -> None:
+    _atomic_write(folder / SUMS_FILE, f"{weights_sha}  {WEIGHTS_FILE}\n{arrays_sha}  {ARRAYS_FILE}\n".encode())
+
+
 def save_model(net, features, folder: Path | str, *, version: str = "1.0.0", card: str | None = None,
                extra: dict | None = None) -> str:
     """Write a model folder; returns the weights' sha256."""
@@ -294,7 +298,7 @@ def save_model(net, features, folder: Path | str, *, version: str = "1.0.0", car
         **(extra or {}),
     }
     _atomic_write(folder / CONFIG_FILE, (json.dumps(config, indent=2) + "\n").encode())
-    _atomic_write(folder / SUMS_FILE, f"{sha}  {WEIGHTS_FILE}\n{arrays_sha}  {ARRAYS_FILE}\n".encode())
+    _write_sums(folder, sha, arrays_sha)
     if card is not None:
         _atomic_write(folder / CARD_FILE, card.encode())
     return sha
@@ -331,7 +335,7 @@ def add_arrays(folder: Path | str) -> str:
             ordered["arrays_sha256"] = sha
     ordered.setdefault("arrays_sha256", sha)
     _atomic_write(folder / CONFIG_FILE, (json.dumps(ordered, indent=2) + "\n").encode())
-    _atomic_write(folder / SUMS_FILE, f"{config['weights_sha256']}  {WEIGHTS_FILE}\n{sha}  {ARRAYS_FILE}\n".encode())
+    _write_sums(folder, config["weights_sha256"], sha)
     return sha
 
 
