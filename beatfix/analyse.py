@@ -21,7 +21,10 @@ from .grid import Grid, check_bpm, parse_grid
 from .hits import classic_judge, group_hits
 from .heap import return_freed_memory
 from .onsets import detect_candidates
-from .tempo import assign_slots, estimate_tempo, fit_grid, prefer_backbeat, prefer_grid_fit
+from .follow import DrummerMap, fit_drummer_map
+from .grid import MapGrid
+from .tempo import assign_slots, estimate_tempo_activation, fit_grid, prefer_backbeat, prefer_grid_fit
+from .tempomap import TempoMap
 from .types import Analysis, MicDelay, Onset, Session, TempoCandidate
 
 Judge = Callable[..., tuple[Sequence[Onset], Sequence[Onset]]]
@@ -70,6 +73,25 @@ def _tempo_with(candidates: list[TempoCandidate], refined_bpm: float) -> tuple[T
     return tuple(out)
 
 
+def _follow(activation, candidates, times, weights, fixed: Grid, steps, swing_pct, accepted, roles) -> DrummerMap:
+    """The drummer's own tempo map: madmom's tracked beats around the chosen tempo, pulled through the hits."""
+    from . import madmom_adapter
+
+    chosen = candidates[0].bpm
+    # a rival tempo that is no metrical relative of the chosen one: the song may change between them
+    rivals = [c.bpm for c in candidates[1:] if c.strength >= 0.15
+              and all(abs(c.bpm / (chosen * r) - 1.0) > 0.04 for r in (0.5, 2.0, 1.5, 2.0 / 3.0))]
+    lo, hi = min([chosen, *rivals]) / 1.2, max([chosen, *rivals]) * 1.2
+    try:
+        beats = madmom_adapter.track_beats(activation, min_bpm=lo, max_bpm=hi)
+    except Exception:  # the tracker finds nothing on odd material: the fixed grid starts the fit
+        beats = None
+    strokes = {role: np.array([o.time_s for o, w in zip(accepted, weights) if roles[o.stem] == role and w >= 0.5])
+               for role in ("kick", "snare")}
+    return fit_drummer_map(times, weights, beat_times_s=beats, fallback=fixed, steps_per_beat=steps,
+                           swing_pct=swing_pct, kick_s=strokes["kick"], snare_s=strokes["snare"])
+
+
 def _check(bpm, grid: str, swing_pct: float, flam_threshold_ms: float) -> float:
     steps = parse_grid(grid)
     if bpm is not None:
@@ -82,7 +104,8 @@ def _check(bpm, grid: str, swing_pct: float, flam_threshold_ms: float) -> float:
 
 def analyse_session(session: Session, *, bpm: float | None = None, grid: str = "1/16", swing_pct: float = 50.0,
                     flam_threshold_ms: float = 4.0, judge: Judge | None = None,
-                    grid_offset_s: float | None = None, progress: Progress | None = None) -> Analysis:
+                    grid_offset_s: float | None = None, progress: Progress | None = None,
+                    tempo_map: TempoMap | None = None, follow: bool = True) -> Analysis:
     """Analyse a session: onsets, mic delays, bleed, tempo, grid, hits and flams.
 
     ``judge(candidates, session, delays) -> (accepted, rejected)`` replaces the
@@ -90,6 +113,11 @@ def analyse_session(session: Session, *, bpm: float | None = None, grid: str = "
     also decides grid slots. ``grid_offset_s`` pins the grid's phase (the time
     of a slot, e.g. bar 1 of the DAW session) instead of fitting it to the
     playing. ``progress(stage, fraction)`` is told how far it got.
+
+    ``tempo_map`` (a DAW's conductor track, a click) gives the grid outright.
+    Without it and without ``bpm`` the grid follows the drummer (``follow``):
+    a smooth tempo map fitted to the hits replaces the fixed tempo when the
+    tempo moves more than :data:`beatfix.follow.VARYING` or changes at once.
     """
     if grid_offset_s is not None and not math.isfinite(grid_offset_s):
         raise ParameterError(f"--grid-offset {grid_offset_s:g}: use a finite time in seconds")
@@ -112,21 +140,36 @@ def analyse_session(session: Session, *, bpm: float | None = None, grid: str = "
     tell("judge", 1.0)
 
     tell("tempo", 0.0)
-    if bpm is not None:
-        tempo_candidates = [TempoCandidate(float(bpm), 1.0)]
-    else:
-        mix = np.sum([s.mono() for s in session.close_stems], axis=0)
-        tempo_candidates = prefer_backbeat(estimate_tempo(mix, session.sample_rate), _backbeat(accepted, session))
     delay_s = {d.stem: d.delay_ms / 1000.0 for d in delays}
     times = np.array([o.time_s - delay_s.get(o.stem, 0.0) for o in accepted])
     weights = _level_weights(accepted) if accepted else np.zeros(0)
     roles = {s.name: s.role for s in session.stems}
     accents = weights * np.array([1.0 if roles[o.stem] in BEAT_ROLES else OFFBEAT_ACCENT for o in accepted])
-    tempo_candidates = prefer_grid_fit(tempo_candidates, times, weights, steps_per_beat=steps, swing_pct=swing_pct)
-    fitted = fit_grid(times, weights, bpm=tempo_candidates[0].bpm, steps_per_beat=steps, swing_pct=swing_pct,
-                      fixed_bpm=bpm is not None, accents=accents)
-    if grid_offset_s is not None:
-        fitted = replace(fitted, offset_s=float(grid_offset_s))
+    span_s = (0.0, session.duration_s)
+    drummer: DrummerMap | None = None
+    fitted: Grid | MapGrid
+    if tempo_map is not None:
+        fitted = MapGrid(tempo_map, steps, swing_pct, span_s)
+        tempo_candidates = [TempoCandidate(fitted.bpm, 1.0)]
+    else:
+        activation = None
+        if bpm is not None:
+            tempo_candidates = [TempoCandidate(float(bpm), 1.0)]
+        else:
+            mix = np.sum([s.mono() for s in session.close_stems], axis=0)
+            estimated, activation = estimate_tempo_activation(mix, session.sample_rate)
+            del mix
+            tempo_candidates = prefer_backbeat(estimated, _backbeat(accepted, session))
+        tempo_candidates = prefer_grid_fit(tempo_candidates, times, weights, steps_per_beat=steps,
+                                           swing_pct=swing_pct)
+        fitted = fit_grid(times, weights, bpm=tempo_candidates[0].bpm, steps_per_beat=steps, swing_pct=swing_pct,
+                          fixed_bpm=bpm is not None, accents=accents)
+        if grid_offset_s is not None:
+            fitted = replace(fitted, offset_s=float(grid_offset_s))
+        if bpm is None and follow and activation is not None and times.size >= 16:
+            drummer = _follow(activation, tempo_candidates, times, weights, fitted, steps, swing_pct, accepted, roles)
+            if drummer.varies:
+                fitted = MapGrid(drummer.tempo_map, steps, swing_pct, span_s)
     tell("tempo", 1.0)
 
     tell("hits", 0.0)
@@ -147,4 +190,8 @@ def analyse_session(session: Session, *, bpm: float | None = None, grid: str = "
         hits=tuple(hits),
         flams=tuple(flams),
         engine="classic" if judge is None else getattr(judge, "engine", "custom"),
+        tempo_map=tempo_map if tempo_map is not None else (drummer.tempo_map if drummer and drummer.varies else None),
+        tempo_source="map" if tempo_map is not None else "given" if bpm is not None else (
+            "follow" if drummer is not None and drummer.varies else "estimated"),
+        tempo_changes_s=drummer.changes_s if drummer is not None and drummer.varies else (),
     )

@@ -220,3 +220,11 @@ def tempo_histogram(activation: np.ndarray, *, min_bpm: float, max_bpm: float) -
     proc = TempoEstimationProcessor(method=None, histogram_processor=hist, fps=ONSET_FPS,
                                     min_bpm=min_bpm, max_bpm=max_bpm, interpolate=True)
     return np.asarray(proc(np.asarray(activation, dtype=float)), dtype=float)
+
+
+def track_beats(activation: np.ndarray, *, min_bpm: float, max_bpm: float) -> np.ndarray:
+    """madmom's DBN beat tracker on a beat activation: beat times in seconds, tempo within the range."""
+    from madmom.features.beats import DBNBeatTrackingProcessor
+
+    proc = DBNBeatTrackingProcessor(min_bpm=float(min_bpm), max_bpm=float(max_bpm), fps=ONSET_FPS)
+    return np.asarray(proc(np.asarray(activation, dtype=np.float32)), dtype=float)

@@ -56,6 +56,11 @@ GRID_FIT_MIN_ONSETS = 8
 
 def estimate_tempo(mix: np.ndarray, sample_rate: int) -> list[TempoCandidate]:
     """Tempo candidates (strongest first, strengths summing to 1) of a mono mix ``(n_samples,)``."""
+    return estimate_tempo_activation(mix, sample_rate)[0]
+
+
+def estimate_tempo_activation(mix: np.ndarray, sample_rate: int) -> tuple[list[TempoCandidate], np.ndarray]:
+    """:func:`estimate_tempo`, and the beat activation it came from (for the beat tracker)."""
     from . import madmom_adapter
 
     if len(mix) < 3 * sample_rate or not np.any(mix):
@@ -64,7 +69,7 @@ def estimate_tempo(mix: np.ndarray, sample_rate: int) -> list[TempoCandidate]:
     hist = madmom_adapter.tempo_histogram(activation, min_bpm=SEARCH_BPM[0], max_bpm=SEARCH_BPM[1])
     if hist.size == 0:
         raise InputError("no beat found to estimate the tempo from: pass --bpm")
-    return tempo_candidates(hist[:, 0], hist[:, 1])
+    return tempo_candidates(hist[:, 0], hist[:, 1]), activation
 
 
 def _strength_near(bpms: np.ndarray, strengths: np.ndarray, bpm: float) -> float:

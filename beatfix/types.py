@@ -12,7 +12,8 @@ from typing import Mapping
 
 import numpy as np
 
-from .grid import Grid
+from .grid import Grid, MapGrid
+from .tempomap import TempoMap
 
 # Roles whose mics trigger hits (close mics). Everything else follows.
 CLOSE_ROLES = frozenset({"kick", "snare", "hat", "tom", "ride", "crash", "perc"})
@@ -133,13 +134,16 @@ class Analysis:
     duration_s: float
     tempo_bpm: float
     tempo_candidates: tuple[TempoCandidate, ...]
-    grid: Grid
+    grid: Grid | MapGrid
     mic_delays: tuple[MicDelay, ...]
     onsets: tuple[Onset, ...]  # accepted close-mic onsets
     rejected: tuple[Onset, ...]  # onsets judged to be bleed
     hits: tuple[Hit, ...]
     flams: tuple[Flam, ...]
     engine: str = "classic"
+    tempo_map: TempoMap | None = None  # the map the grid follows (given, or the drummer's); None: one tempo
+    tempo_source: str = "given"  # given (--bpm) | estimated (one tempo) | follow (the drummer's map) | map
+    tempo_changes_s: tuple[float, ...] = ()  # sudden tempo changes found by following the drummer
 
     def delay_s(self, stem: str) -> float:
         for d in self.mic_delays:

@@ -219,6 +219,7 @@ class Spec:
     bleed_boost_db: float = 0.0  # added to every close-mic bleed level
     tail_s: float = 0.8
     pattern: list | None = None  # overrides rock_pattern: (slot, drum, level dB, kind)
+    tempo_map: object | None = None  # a beatfix TempoMap: slots follow it (bpm and offset_s are then unused)
 
 
 def make_events(spec: Spec) -> list[Event]:
@@ -228,6 +229,12 @@ def make_events(spec: Spec) -> list[Event]:
 
 def _events(spec: Spec, rng: np.random.Generator) -> tuple[list[Event], list[tuple[int, float, bool]]]:
     step_s = 60.0 / spec.bpm / spec.steps_per_beat
+    slot_time = (lambda slot: spec.offset_s + slot * step_s)
+    if spec.tempo_map is not None:
+        from beatfix.grid import MapGrid
+
+        mapped = MapGrid(spec.tempo_map, spec.steps_per_beat, 50.0, (0.0, 3600.0))
+        slot_time = mapped.slot_time
     pattern = spec.pattern if spec.pattern is not None else rock_pattern(
         spec.bars, spec.steps_per_beat, ghosts=spec.ghosts, sixteenth_hats=spec.sixteenth_hats, toms=spec.toms)
     slots = sorted({p[0] for p in pattern})
@@ -242,7 +249,7 @@ def _events(spec: Spec, rng: np.random.Generator) -> tuple[list[Event], list[tup
     for slot, drum, level_db, kind in pattern:
         beats = slot / spec.steps_per_beat
         drift = spec.drift_ms * np.sin(2 * np.pi * beats / spec.drift_period_beats)
-        t = spec.offset_s + slot * step_s + (slot_shift[slot] + drift) / 1000.0
+        t = float(slot_time(slot)) + (slot_shift[slot] + drift) / 1000.0
         if kind != "ghost":
             t += float(np.clip(rng.normal(0.0, spec.drum_jitter_ms), -1.5, 1.5)) / 1000.0
         if drum == "snare" and slot in flam_ms:
