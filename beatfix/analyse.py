@@ -18,12 +18,12 @@ from .delays import drum_of, measure_delays
 from .errors import InputError, ParameterError
 from .flams import find_flams
 from .grid import Grid, check_bpm, parse_grid
-from .hits import classic_judge, group_hits
+from .fitcheck import check_fit
+from .hits import classic_judge, group_hits, is_grace
 from .heap import return_freed_memory
 from .onsets import detect_candidates
-from .follow import DrummerMap, fit_drummer_map
-from .grid import MapGrid
-from .tempo import assign_slots, estimate_tempo_activation, fit_grid, prefer_backbeat, prefer_grid_fit
+from .gridchoice import AUTO, Playing, choose_grid, rival_range
+from .tempo import assign_slots, estimate_tempo_activation, prefer_backbeat
 from .tempomap import TempoMap
 from .types import Analysis, MicDelay, Onset, Session, TempoCandidate
 
@@ -73,36 +73,42 @@ def _tempo_with(candidates: list[TempoCandidate], refined_bpm: float) -> tuple[T
     return tuple(out)
 
 
-def _follow(activation, candidates, times, weights, fixed: Grid, steps, swing_pct, accepted, roles) -> DrummerMap:
-    """The drummer's own tempo map: madmom's tracked beats around the chosen tempo, pulled through the hits."""
+def _playing(accepted: Sequence[Onset], session: Session, delay_s) -> Playing:
+    times = np.array([o.time_s - delay_s.get(o.stem, 0.0) for o in accepted])
+    weights = _level_weights(accepted) if accepted else np.zeros(0)
+    roles = {s.name: s.role for s in session.stems}
+    accents = weights * np.array([1.0 if roles[o.stem] in BEAT_ROLES else OFFBEAT_ACCENT for o in accepted])
+
+    def loud(role: str) -> np.ndarray:
+        return np.array([t for o, t, w in zip(accepted, times, weights) if roles[o.stem] == role and w >= 0.5])
+
+    return Playing(times, weights, accents, loud("kick"), loud("snare"))
+
+
+def _track(activation: np.ndarray, candidates: Sequence[TempoCandidate]) -> np.ndarray | None:
+    """madmom's tracked beats around the chosen tempo (None where the tracker finds nothing)."""
     from . import madmom_adapter
 
-    chosen = candidates[0].bpm
-    # a rival tempo that is no metrical relative of the chosen one: the song may change between them
-    rivals = [c.bpm for c in candidates[1:] if c.strength >= 0.15
-              and all(abs(c.bpm / (chosen * r) - 1.0) > 0.04 for r in (0.5, 2.0, 1.5, 2.0 / 3.0))]
-    lo, hi = min([chosen, *rivals]) / 1.2, max([chosen, *rivals]) * 1.2
+    lo, hi = rival_range(candidates)
     try:
         beats = madmom_adapter.track_beats(activation, min_bpm=lo, max_bpm=hi)
-    except Exception:  # the tracker finds nothing on odd material: the fixed grid starts the fit
-        beats = None
-    strokes = {role: np.array([o.time_s for o, w in zip(accepted, weights) if roles[o.stem] == role and w >= 0.5])
-               for role in ("kick", "snare")}
-    return fit_drummer_map(times, weights, beat_times_s=beats, fallback=fixed, steps_per_beat=steps,
-                           swing_pct=swing_pct, kick_s=strokes["kick"], snare_s=strokes["snare"])
+    except (ValueError, IndexError):  # odd material: the fixed grid starts the fit instead
+        return None
+    return beats if beats.size >= 8 else None
 
 
-def _check(bpm, grid: str, swing_pct: float, flam_threshold_ms: float) -> float:
-    steps = parse_grid(grid)
+def _check(bpm, grid: str, swing_pct: float | None, flam_threshold_ms: float) -> float:
+    steps = 4.0 if grid == AUTO else parse_grid(grid)
     if bpm is not None:
         check_bpm(bpm)
-    Grid(120.0, 0.0, steps, swing_pct)  # validates the swing
+    if swing_pct is not None:
+        Grid(120.0, 0.0, steps, swing_pct)  # validates the swing
     if not math.isfinite(flam_threshold_ms) or flam_threshold_ms < 0:
         raise ParameterError(f"flam threshold {flam_threshold_ms:g} ms: use 0 or more")
     return steps
 
 
-def analyse_session(session: Session, *, bpm: float | None = None, grid: str = "1/16", swing_pct: float = 50.0,
+def analyse_session(session: Session, *, bpm: float | None = None, grid: str = "1/16", swing_pct: float | None = 50.0,
                     flam_threshold_ms: float = 4.0, judge: Judge | None = None,
                     grid_offset_s: float | None = None, progress: Progress | None = None,
                     tempo_map: TempoMap | None = None, follow: bool = True) -> Analysis:
@@ -141,48 +147,37 @@ def analyse_session(session: Session, *, bpm: float | None = None, grid: str = "
 
     tell("tempo", 0.0)
     delay_s = {d.stem: d.delay_ms / 1000.0 for d in delays}
-    times = np.array([o.time_s - delay_s.get(o.stem, 0.0) for o in accepted])
-    weights = _level_weights(accepted) if accepted else np.zeros(0)
-    roles = {s.name: s.role for s in session.stems}
-    accents = weights * np.array([1.0 if roles[o.stem] in BEAT_ROLES else OFFBEAT_ACCENT for o in accepted])
-    span_s = (0.0, session.duration_s)
-    drummer: DrummerMap | None = None
-    fitted: Grid | MapGrid
-    if tempo_map is not None:
-        fitted = MapGrid(tempo_map, steps, swing_pct, span_s)
-        tempo_candidates = [TempoCandidate(fitted.bpm, 1.0)]
+    playing = _playing(accepted, session, delay_s)
+    beats = None
+    if tempo_map is not None or bpm is not None:
+        tempo_candidates = [TempoCandidate(float(bpm or 120.0), 1.0)]
     else:
-        activation = None
-        if bpm is not None:
-            tempo_candidates = [TempoCandidate(float(bpm), 1.0)]
-        else:
-            mix = np.sum([s.mono() for s in session.close_stems], axis=0)
-            estimated, activation = estimate_tempo_activation(mix, session.sample_rate)
-            del mix
-            tempo_candidates = prefer_backbeat(estimated, _backbeat(accepted, session))
-        tempo_candidates = prefer_grid_fit(tempo_candidates, times, weights, steps_per_beat=steps,
-                                           swing_pct=swing_pct)
-        fitted = fit_grid(times, weights, bpm=tempo_candidates[0].bpm, steps_per_beat=steps, swing_pct=swing_pct,
-                          fixed_bpm=bpm is not None, accents=accents)
-        if grid_offset_s is not None:
-            fitted = replace(fitted, offset_s=float(grid_offset_s))
-        if bpm is None and follow and activation is not None and times.size >= 16:
-            drummer = _follow(activation, tempo_candidates, times, weights, fitted, steps, swing_pct, accepted, roles)
-            if drummer.varies:
-                fitted = MapGrid(drummer.tempo_map, steps, swing_pct, span_s)
+        mix = np.sum([s.mono() for s in session.close_stems], axis=0)
+        estimated, activation = estimate_tempo_activation(mix, session.sample_rate)
+        del mix
+        tempo_candidates = prefer_backbeat(estimated, _backbeat(accepted, session))
+        if follow:
+            beats = _track(activation, tempo_candidates)
+    choice = choose_grid(playing, span_s=(0.0, session.duration_s), grid_spec=grid, swing_pct=swing_pct, bpm=bpm,
+                         tempo_map=tempo_map, candidates=tempo_candidates, grid_offset_s=grid_offset_s,
+                         beat_times_s=beats, follow=follow)
+    fitted = choice.grid
+    times = playing.times_s
     tell("tempo", 1.0)
 
     tell("hits", 0.0)
     judge_slots = getattr(judge, "assign_slots", None)
     slots = judge_slots(times, fitted) if judge_slots is not None else assign_slots(times, fitted)
-    hits, _ = group_hits(accepted, slots, fitted, delay_s)
+    hits, extras = group_hits(accepted, slots, fitted, delay_s)
+    fit = check_fit(hits, _collisions(hits, extras, accepted), fitted, candidates=choice.candidates,
+                    tempo_source=choice.source, feel=choice.feel, grid_spec=choice.grid_spec)
     flams = find_flams(hits, accepted, drum_of(delays, session), threshold_ms=flam_threshold_ms)
     tell("hits", 1.0)
     return Analysis(
         sample_rate=session.sample_rate,
         duration_s=session.duration_s,
         tempo_bpm=fitted.bpm,
-        tempo_candidates=_tempo_with(tempo_candidates, fitted.bpm),
+        tempo_candidates=_tempo_with(list(choice.candidates), fitted.bpm),
         grid=fitted,
         mic_delays=delays,
         onsets=tuple(accepted),
@@ -190,8 +185,23 @@ def analyse_session(session: Session, *, bpm: float | None = None, grid: str = "
         hits=tuple(hits),
         flams=tuple(flams),
         engine="classic" if judge is None else getattr(judge, "engine", "custom"),
-        tempo_map=tempo_map if tempo_map is not None else (drummer.tempo_map if drummer and drummer.varies else None),
-        tempo_source="map" if tempo_map is not None else "given" if bpm is not None else (
-            "follow" if drummer is not None and drummer.varies else "estimated"),
-        tempo_changes_s=drummer.changes_s if drummer is not None and drummer.varies else (),
+        tempo_map=choice.tempo_map,
+        tempo_source=choice.source,
+        tempo_changes_s=choice.changes_s,
+        feel=choice.feel,
+        grid_spec=choice.grid_spec,
+        fit=fit,
     )
+
+
+def _collisions(hits, extras, accepted) -> dict[int, list[Onset]]:
+    """Onsets left out of their slot's hit that are not a grace note of the stroke kept there."""
+    by_key = {(o.stem, o.time_s): o for o in accepted}
+    slot_hit = {h.slot: h for h in hits}
+    out = {}
+    for slot, left in extras.items():
+        kept = slot_hit[slot].onsets
+        clash = [o for o in left if not is_grace(o, by_key.get((o.stem, kept.get(o.stem)), o))]
+        if clash:
+            out[slot] = clash
+    return out

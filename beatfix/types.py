@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
 from .grid import Grid, MapGrid
 from .tempomap import TempoMap
+
+if TYPE_CHECKING:
+    from .feel import Feel
+    from .fitcheck import FitCheck
 
 # Roles whose mics trigger hits (close mics). Everything else follows.
 CLOSE_ROLES = frozenset({"kick", "snare", "hat", "tom", "ride", "crash", "perc"})
@@ -144,6 +148,9 @@ class Analysis:
     tempo_map: TempoMap | None = None  # the map the grid follows (given, or the drummer's); None: one tempo
     tempo_source: str = "given"  # given (--bpm) | estimated (one tempo) | follow (the drummer's map) | map
     tempo_changes_s: tuple[float, ...] = ()  # sudden tempo changes found by following the drummer
+    feel: "Feel | None" = None  # straight / swing / triplet, and the grid that fits the playing best
+    grid_spec: str = "1/16"  # the grid resolution used ("auto" resolved)
+    fit: "FitCheck | None" = None  # whether the grid fits the playing (align refuses when it does not)
 
     def delay_s(self, stem: str) -> float:
         for d in self.mic_delays:

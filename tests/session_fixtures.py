@@ -192,6 +192,20 @@ def rock_pattern(bars: int, steps_per_beat: int = 4, *, ghosts: bool = True, six
     return events
 
 
+def shuffle_pattern(bars: int) -> list[tuple[int, str, float, str]]:
+    """A shuffle on 1/8 triplets (3 steps a beat): hats on the 1st and 3rd triplet, kick 1 and 3, snare 2 and 4,
+    a ghost on the middle triplet of beat 4."""
+    events = []
+    for bar in range(bars):
+        b0 = bar * 12
+        for beat in range(4):
+            events += [(b0 + 3 * beat, "hat", -2.0, "normal"), (b0 + 3 * beat + 2, "hat", -7.0, "normal")]
+        events += [(b0, "kick", 0.0, "normal"), (b0 + 6, "kick", -2.0, "normal"), (b0 + 8, "kick", -5.0, "normal")]
+        events += [(b0 + 3, "snare", 0.0, "normal"), (b0 + 9, "snare", 0.0, "normal"),
+                   (b0 + 10, "snare", -20.0, "ghost")]
+    return events
+
+
 # ----------------------------------------------------------------------------- builder
 
 
@@ -220,6 +234,7 @@ class Spec:
     tail_s: float = 0.8
     pattern: list | None = None  # overrides rock_pattern: (slot, drum, level dB, kind)
     tempo_map: object | None = None  # a beatfix TempoMap: slots follow it (bpm and offset_s are then unused)
+    swing_pct: float = 50.0  # with tempo_map: odd steps of each bar this much later
 
 
 def make_events(spec: Spec) -> list[Event]:
@@ -233,7 +248,7 @@ def _events(spec: Spec, rng: np.random.Generator) -> tuple[list[Event], list[tup
     if spec.tempo_map is not None:
         from beatfix.grid import MapGrid
 
-        mapped = MapGrid(spec.tempo_map, spec.steps_per_beat, 50.0, (0.0, 3600.0))
+        mapped = MapGrid(spec.tempo_map, spec.steps_per_beat, spec.swing_pct, (0.0, 3600.0))
         slot_time = mapped.slot_time
     pattern = spec.pattern if spec.pattern is not None else rock_pattern(
         spec.bars, spec.steps_per_beat, ghosts=spec.ghosts, sixteenth_hats=spec.sixteenth_hats, toms=spec.toms)
