@@ -117,6 +117,15 @@ def test_python_api_aligns_a_session(small_session, tmp_path):
         assert e["status"] in ("moved", "zero", "excluded", "capped")
 
 
+def test_python_api_analyses_a_session(small_session):
+    folder, truth = small_session
+    result = beatfix.analyse(_stems(folder), beatfix.AnalyseOptions(bpm=truth["bpm"], grid="1/8", engine="classic"))
+    assert result.engine == "classic" and result.analysis.tempo_bpm == pytest.approx(truth["bpm"])
+    doc = result.document()
+    assert doc["grid"]["resolution"] == "1/8" and doc["grid"]["steps_per_beat"] == 2
+    assert len(doc["hits"]) == len(result.analysis.hits) > 0
+
+
 def test_edits_json_names_the_model_and_its_checksum(small_session, tmp_path):
     from beatfix.neural.weights import sha256_file, tiny_model
 

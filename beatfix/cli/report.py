@@ -57,7 +57,7 @@ def report(
     with common.progress_bar("analysing", enabled=common.is_tty() and not as_json) as progress:
         result = analyse(paths, options, progress=progress)
     common.warn(list(result.warnings) + list(result.notes), quiet=as_json)
-    doc = result.document(grid)
+    doc = result.document()
     if csv_path is not None:
         write_text_atomic(csv_path, hits_csv(result.analysis, [s.name for s in result.session.close_stems]))
     if plot_path is not None:

@@ -27,12 +27,13 @@ class AnalyseResult:
     device: str
     warnings: tuple[str, ...] = ()  # about the inputs (padding, metadata not carried, ...)
     notes: tuple[str, ...] = ()  # one-time notes from the engine (CPU fallback)
+    options: AnalyseOptions = AnalyseOptions()
 
-    def document(self, grid: str = "1/16") -> dict:
+    def document(self) -> dict:
         """The ``report --json`` document."""
         from ..report import analysis_document
 
-        return analysis_document(self.analysis, self.session, grid_spec=grid)
+        return analysis_document(self.analysis, self.session, grid_spec=self.options.grid)
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,8 @@ def _load_and_analyse(paths: list[Path], options: AnalyseOptions, progress: Opti
     analysis = analyse_session(session, bpm=options.bpm, grid=options.grid, swing_pct=options.swing_pct,
                                flam_threshold_ms=options.flam_threshold_ms, judge=choice.judge,
                                grid_offset_s=options.grid_offset_s, progress=progress)
-    return AnalyseResult(session, analysis, choice.name, choice.device, tuple(warnings), tuple(choice.notes))
+    return AnalyseResult(session, analysis, choice.name, choice.device, tuple(warnings), tuple(choice.notes),
+                         options)
 
 
 def analyse(stems: Sequence[Path | str], options: AnalyseOptions | None = None, *,
