@@ -80,13 +80,14 @@ def wav_metadata(fh: BinaryIO) -> tuple[list[tuple[bytes, bytes]], list[str]]:
     for chunk in chunks:
         if chunk.id in AUDIO_CHUNKS:
             continue
+        if chunk.id not in CARRIED_CHUNKS:
+            dropped.append(_name(chunk.id))
+            continue
         payload = read_payload(fh, chunk)
         if chunk.id == b"LIST" and payload[:4] not in CARRIED_LISTS:
             dropped.append(f"LIST/{_name(payload[:4])}")
-        elif chunk.id in CARRIED_CHUNKS:
-            carried.append((chunk.id, payload))
         else:
-            dropped.append(_name(chunk.id))
+            carried.append((chunk.id, payload))
     return carried, dropped
 
 
