@@ -18,6 +18,7 @@ from typing import Callable, Iterator, Optional
 
 import numpy as np
 
+from .bars import bar_beat
 from .flamfix import DrumPlans, check_flam_mode, clean_close, plan_drums, render_split, stem_shifts_samples
 from .plan import EditPlan, plan_edits
 from .render import render
@@ -144,34 +145,77 @@ def render_stems(session: Session, plan: EditPlan, *, drums: DrumPlans | None = 
         done += stem.n_channels
 
 
-def edits_document(analysis: Analysis, plan: EditPlan, drums: DrumPlans | None = None) -> dict:
-    """``edits.json``: every cut and shift, enough to rebuild the edit in a DAW.
+EDITS_SCHEMA_VERSION = 2  # 2: bar|beat, status and stems per edit; provenance (version, inputs, options)
 
-    With per-drum plans, ``drums`` lists each drum's stems and every edit its
-    drums' own shifts (``drum_shifts_ms``, only those that differ from the
-    edit's ``shift_ms``, which followers' residual and unmoved drums get).
+
+def _drum_shifts(plan: EditPlan, drums: DrumPlans | None, k: int) -> dict[str, int]:
+    """Shifts of edit ``k``'s drums that differ from the edit's own (per-drum plans only)."""
+    if drums is None:
+        return {}
+    own = {d: drums.plans[d].edits[k].shift_samples for d in drums.moved}
+    return {d: v for d, v in own.items() if v != plan.edits[k].shift_samples}
+
+
+def edit_rows(analysis: Analysis, plan: EditPlan, drums: DrumPlans | None = None) -> list[dict]:
+    """One row per edit: where (bar|beat, seconds, samples), which stems, the shift, and its status.
+
+    ``status`` (:attr:`beatfix.plan.Edit.status`): ``moved``, ``zero`` (already
+    on the slot), ``excluded`` (within exclude-within) or ``capped`` (reduced
+    because hits would collide; ``wanted_shift_ms`` is what the hit asked for).
+    ``stems`` are the close mics whose onsets make the piece's hits.
     """
     sr = plan.sample_rate
-    edits = []
+    rows = []
     for k, e in enumerate(plan.edits):
+        slot_time_s = float(analysis.grid.slot_time(e.slot))
+        where = bar_beat(analysis.grid, slot_time_s)
+        hits = (e.hit_index, *e.merged_hit_indices)
+        wanted = e.shift_samples if e.wanted_shift_samples is None else e.wanted_shift_samples
         row = {
             "hit": e.hit_index,
             "slot": e.slot,
-            "slot_time_s": round(float(analysis.grid.slot_time(e.slot)), 6),
+            "slot_time_s": round(slot_time_s, 6),
+            "position": str(where),
+            "bar": where.bar,
+            "beat": where.beat,
+            "tick": where.tick,
+            "time_s": round(float(analysis.hits[e.hit_index].time_s), 6),
+            "stems": sorted({s for i in hits for s in analysis.hits[i].onsets}),
+            "merged_hits": list(e.merged_hit_indices),
             "cut_s": round(e.cut_sample / sr, 6),
             "cut_sample": e.cut_sample,
             "attack_s": round(e.attack_sample / sr, 6),
             "shift_ms": round(e.shift_samples / sr * 1000.0, 4),
             "shift_samples": e.shift_samples,
+            "wanted_shift_ms": round(wanted / sr * 1000.0, 4),
+            "status": e.status,
             "deviation_ms": round(e.deviation_ms, 3),
         }
         if drums is not None:
-            own = {d: drums.plans[d].edits[k].shift_samples for d in drums.moved}
-            row["drum_shifts_ms"] = {d: round(v / sr * 1000.0, 4) for d, v in own.items() if v != e.shift_samples}
-            row["drum_shifts_samples"] = {d: v for d, v in own.items() if v != e.shift_samples}
-        edits.append(row)
+            own = _drum_shifts(plan, drums, k)
+            row["drum_shifts_ms"] = {d: round(v / sr * 1000.0, 4) for d, v in own.items()}
+            row["drum_shifts_samples"] = own
+        rows.append(row)
+    return rows
+
+
+def hits_moved(plan: EditPlan, drums: DrumPlans | None = None) -> int:
+    """Hits whose audio actually moves: their piece's shift, or one of its drums' shifts, is not 0."""
+    return sum(1 + len(e.merged_hit_indices) for k, e in enumerate(plan.edits)
+               if e.shift_samples != 0 or any(_drum_shifts(plan, drums, k).values()))
+
+
+def edits_document(analysis: Analysis, plan: EditPlan, drums: DrumPlans | None = None) -> dict:
+    """``edits.json``'s edit list: every cut and shift, enough to rebuild the edit in a DAW.
+
+    With per-drum plans, ``drums`` lists each drum's stems and every edit its
+    drums' own shifts (``drum_shifts_ms``, only those that differ from the
+    edit's ``shift_ms``, which followers' residual and unmoved drums get).
+    Provenance (version, inputs, options, model) is added by :mod:`beatfix.pipeline`.
+    """
     doc = {
-        "sample_rate": sr,
+        "schema": EDITS_SCHEMA_VERSION,
+        "sample_rate": plan.sample_rate,
         "n_samples": plan.n_samples,
         "tempo_bpm": round(analysis.tempo_bpm, 4),
         "grid_offset_s": round(analysis.grid.offset_s, 6),
@@ -184,7 +228,7 @@ def edits_document(analysis: Analysis, plan: EditPlan, drums: DrumPlans | None =
     }
     if drums is not None:
         doc["drums"] = {d: list(stems) for d, stems in drums.drums.items()}
-    doc["edits"] = edits
+    doc["edits"] = edit_rows(analysis, plan, drums)
     return doc
 
 

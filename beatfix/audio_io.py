@@ -21,6 +21,7 @@ import numpy as np
 import soundfile as sf
 
 from .errors import InputError, OutputError
+from .riff import aiff_metadata, flac_metadata, splice_chunks, wav_metadata
 from .roles import role_from_name
 from .types import Session, Stem
 
@@ -52,6 +53,24 @@ def _wav_truncation(path: Path) -> str | None:
             return "truncated: no audio data chunk"
     except OSError:
         return None
+
+
+def _metadata(path: Path, fmt: str) -> tuple[tuple[tuple[bytes, bytes], ...], tuple[str, ...]]:
+    """Chunks to carry to the output and names of those that cannot be (see :mod:`beatfix.riff`)."""
+    try:
+        with path.open("rb") as fh:
+            if fmt == "WAV":
+                carried, dropped = wav_metadata(fh)
+                return tuple(carried), tuple(dropped)
+            if fmt in ("RF64", "W64"):
+                return (), (f"{fmt} metadata (not supported)",)
+            if fmt == "AIFF":
+                return (), tuple(aiff_metadata(fh))
+            if fmt == "FLAC":
+                return (), tuple(flac_metadata(fh))
+    except OSError:
+        pass
+    return (), ()
 
 
 READ_BLOCK_FRAMES = 1 << 18  # frames decoded at a time; the stem is transposed into place block by block
@@ -103,6 +122,7 @@ def read_stem(path: Path, *, role: str | None = None) -> Stem:
     if bad is not None:
         raise InputError(f"{path}: non-finite sample (NaN or inf) at {bad / sample_rate:.3f} s")
     name = path.stem
+    metadata, dropped = _metadata(path, fmt)
     return Stem(
         name=name,
         audio=audio,
@@ -112,6 +132,8 @@ def read_stem(path: Path, *, role: str | None = None) -> Stem:
         format=fmt,
         subtype=subtype,
         source_n_samples=audio.shape[1],
+        metadata=metadata,
+        metadata_dropped=dropped,
     )
 
 
@@ -156,6 +178,9 @@ def load_session(paths: Sequence[Path | str], *, roles: Mapping[str, str] | None
             audio[:, : s.n_samples] = s.audio
             s = replace(s, audio=audio)
         padded.append(s)
+    dropped = [f"{s.path.name} ({', '.join(s.metadata_dropped)})" for s in stems if s.metadata_dropped]
+    if dropped:
+        warnings.append(f"metadata the outputs cannot carry is left out: {'; '.join(dropped)}")
     if not any(s.is_close for s in padded):
         warnings.append("no close mic recognised from the file names (kick, snare, hat, tom...): use --role FILE=ROLE")
     return Session(stems=tuple(padded), sample_rate=rates.pop()), warnings
@@ -253,9 +278,20 @@ def _write_one(path: Path, audio: np.ndarray, sample_rate: int, fmt: str, subtyp
             out.write(frames)
 
 
-def write_files(jobs: Iterable[tuple[Path, np.ndarray, int, str, str]], *,
-                extra: Mapping[Path, bytes] | None = None) -> list[Path]:
-    """Write ``(path, audio (n_channels, n_samples), sample_rate, format, subtype)`` jobs all-or-nothing.
+def _splice(tmp: Path, chunks: Sequence[tuple[bytes, bytes]], temps: list[tuple[Path, Path]]) -> None:
+    """Put ``chunks`` (the source's bext, iXML, markers) into the WAV just written at ``tmp``."""
+    spliced = _temp_path(tmp.parent / tmp.name.lstrip("."))
+    temps.append((spliced, spliced))  # cleaned up with the others if anything fails
+    try:
+        with tmp.open("rb") as src, spliced.open("wb") as dst:
+            splice_chunks(src, dst, chunks)
+    except ValueError as exc:
+        raise OutputError(f"{tmp}: cannot add the source's metadata ({exc})") from None
+    os.replace(spliced, tmp)
+
+
+def write_files(jobs: Iterable[tuple], *, extra: Mapping[Path, bytes] | None = None) -> list[Path]:
+    """Write ``(path, audio (n_channels, n_samples), sample_rate, format, subtype[, chunks])`` jobs all-or-nothing.
 
     Every file goes to a temporary name in its destination folder first, and
     is renamed only once all were written: a full disk, an error or Ctrl-C
@@ -263,26 +299,31 @@ def write_files(jobs: Iterable[tuple[Path, np.ndarray, int, str, str]], *,
     generator that renders each stem as it is asked for: each is written and
     let go before the next is made. ``extra`` maps further files (reports) to
     their bytes; they are part of the same all-or-nothing write.
+    ``chunks``, ``(id, payload)`` pairs, go into a WAV output beside its
+    audio (:func:`beatfix.riff.splice_chunks`).
     Returns the paths written, jobs first.
     """
     temps: list[tuple[Path, Path]] = []
     current: Path | None = None
     try:
-        for final, audio, sample_rate, fmt, subtype in jobs:
+        for final, audio, sample_rate, fmt, subtype, *rest in jobs:
             current = Path(final)
             tmp = _temp_path(current)
             temps.append((tmp, current))
             _write_one(tmp, audio, sample_rate, fmt, subtype)
             del audio  # before the generator makes the next one
+            if rest and rest[0] and fmt == "WAV":
+                _splice(tmp, rest[0], temps)
         for final, data in (extra or {}).items():
             current = Path(final)
             tmp = _temp_path(current)
             temps.append((tmp, current))
             tmp.write_bytes(data)
+        renames = [(tmp, final) for tmp, final in temps if tmp != final]
         with _sigint_deferred():
-            for tmp, final in temps:
+            for tmp, final in renames:
                 os.replace(tmp, final)
-        return [final for _, final in temps]
+        return [final for _, final in renames]
     except OSError as exc:
         raise OutputError(f"{current or 'output'}: write failed ({exc.strerror or exc})") from None
     except sf.LibsndfileError as exc:
@@ -306,7 +347,7 @@ def write_stems(stems: Iterable[Stem], out_dir: Path, *, extra: Mapping[str, byt
         for s in stems:
             file_name = s.path.name if s.path is not None else f"{s.name}.wav"
             length = s.source_n_samples or s.n_samples
-            yield Path(out_dir) / file_name, s.audio[:, :length], s.sample_rate, s.format, s.subtype
+            yield Path(out_dir) / file_name, s.audio[:, :length], s.sample_rate, s.format, s.subtype, s.metadata
             del s  # written: let it go before the next one is rendered
 
     return write_files(jobs(), extra={Path(out_dir) / name: data for name, data in (extra or {}).items()})
@@ -331,3 +372,15 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
 
 def write_text_atomic(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def file_facts(path: Path) -> dict:
+    """``{file, size_bytes, sha256}`` of an input, for provenance (edits.json)."""
+    import hashlib
+
+    path = Path(path)
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return {"file": path.name, "size_bytes": path.stat().st_size, "sha256": digest.hexdigest()}

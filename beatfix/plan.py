@@ -81,6 +81,20 @@ class Edit:
     # How alike the two sides of this seam's crossfade are, 0 to 1 (1: equal gain, 0: equal
     # power), measured on all channels. None: judged from the move alone (render.ALIKE_BELOW_MS).
     xfade_correlation: float | None = None
+    # The shift the hits asked for (strength applied, mean of merged hits), before the seam rules
+    # reduced it; None: not recorded (a plan built by hand), taken as ``shift_samples``.
+    wanted_shift_samples: int | None = None
+    excluded: bool = False  # every hit of the piece was within exclude-within of its slot
+
+    @property
+    def status(self) -> str:
+        """``capped`` (the seam rules reduced the move: hits would collide), ``excluded``
+        (left alone by exclude-within), ``zero`` (already on its slot) or ``moved``."""
+        if self.wanted_shift_samples is not None and self.shift_samples != self.wanted_shift_samples:
+            return "capped"
+        if self.excluded:
+            return "excluded"
+        return "zero" if self.shift_samples == 0 else "moved"
 
     @property
     def protect_from_sample(self) -> int:
@@ -299,9 +313,10 @@ def plan_edits(
     if not analysis.hits:
         return plan
     hit_attacks, desired, deviations, slots = _hit_samples(analysis, n_samples, strength)
-    for i, dev_ms in enumerate(deviations):
+    excluded = [abs(dev_ms) <= exclude_ms for dev_ms in deviations]
+    for i, out in enumerate(excluded):
         # Inclusive, as in Beat Detective / Elastic Audio "exclude within".
-        if abs(dev_ms) <= exclude_ms:
+        if out:
             desired[i] = 0.0
 
     pad, xfade, protect = plan.pad_samples, plan.xfade_samples, plan.protect_samples
@@ -331,8 +346,8 @@ def plan_edits(
         edge_low, edge_high = max(low, -cut), min(high, n_samples - 1 - attack)
         if edge_low <= edge_high:
             low, high = edge_low, edge_high
-        wanted = float(np.mean([desired[i] for i in group]))
-        shift = int(min(max(math.floor(wanted + 0.5), low), high))
+        wanted = int(math.floor(float(np.mean([desired[i] for i in group])) + 0.5))
+        shift = int(min(max(wanted, low), high))
         move = abs(shift - prev_shift)
         alike = seam_correlation(audio, cut, move, xfade) if audio is not None and move else None
         edits.append(
@@ -347,6 +362,8 @@ def plan_edits(
                 last_attack_sample=last_attack if len(group) > 1 else None,
                 room_from_sample=room_from,
                 xfade_correlation=alike,
+                wanted_shift_samples=wanted,
+                excluded=all(excluded[i] for i in group),
             )
         )
     return replace(plan, edits=tuple(edits))

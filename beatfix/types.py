@@ -37,6 +37,10 @@ class Stem:
     format: str = "WAV"  # soundfile major format of the source file
     subtype: str = "PCM_24"  # soundfile subtype of the source file
     source_n_samples: int | None = None  # length on disk, before padding to the session
+    # Chunks the output carries over from the source file, ``(id, payload)``: BWF bext, iXML,
+    # markers (beatfix.riff.CARRIED_CHUNKS); and names of those it cannot carry.
+    metadata: tuple[tuple[bytes, bytes], ...] = ()
+    metadata_dropped: tuple[str, ...] = ()
 
     @property
     def n_channels(self) -> int:

@@ -263,11 +263,9 @@ def progress(stage, fraction):
         reset_peak()
         current.update(name=stage, t=now)
 
-from beatfix.cli.align import run_session
-opts = dict(bpm=120.0, grid="1/16", strength=100.0, exclude_within=0.0, swing=50.0, pad_ms=3.0, xfade_ms=4.0,
-            engine=engine, device="cpu", model=None, role=None, flam_threshold_ms=4.0, grid_offset=None,
-            dry_run=False, force=False)
-run_session(sorted(folder.glob("*.wav")), out, opts, progress=progress)
+import beatfix
+beatfix.align(sorted(folder.glob("*.wav")), out, beatfix.AlignOptions(bpm=120.0, engine=engine, device="cpu"),
+              progress=progress)
 now = time.perf_counter()
 stages.append({"stage": current["name"], "seconds": now - current["t"], "peak_mb": status("VmHWM")})
 print(json.dumps({"stages": stages, "total_s": now - t0}))

@@ -245,3 +245,16 @@ def test_audio_of_another_length_is_refused():
     with pytest.raises(ParameterError, match="samples"):
         plan_edits(analysis([4800], [0], GRID, N_SAMPLES), n_samples=N_SAMPLES,
                    audio=[np.zeros((2, N_SAMPLES - 1), dtype=np.float32)])
+
+
+def test_each_edit_says_whether_it_moved_was_capped_excluded_or_already_on_its_slot():
+    assert [e.status for e in _plan().edits] == ["moved"] * len(SLOTS)
+    assert {e.status for e in _plan(strength_pct=0.0).edits} == {"zero"}
+    plan = _plan(exclude_within_ms=12.0)
+    assert [e.status for e in plan.edits] == ["excluded" if abs(d) <= 12.0 else "moved" for d in DEVIATIONS_MS]
+    grid = Grid(bpm=120.0, offset_s=0.1, steps_per_beat=4.0)
+    b, a = plan_edits(analysis([int(0.200 * SR), int(0.260 * SR)], [1, 1], grid, N_SAMPLES),
+                      n_samples=N_SAMPLES).edits
+    assert (b.status, a.status) == ("moved", "capped")  # the later hit gave way: its move was reduced
+    assert a.wanted_shift_samples == round(-0.035 * SR) != a.shift_samples
+    assert b.wanted_shift_samples == b.shift_samples

@@ -61,10 +61,17 @@ def warn(messages: List[str], quiet: bool = False) -> None:
         return
     console = stderr_console()
     for m in messages:
-        console.print(f"[yellow]warning:[/] {m}", markup=True, highlight=False)
+        console.print(f"[yellow]warning:[/] {m}", markup=True, highlight=False, soft_wrap=True)
 
 
 def stems_or_fail(stems: Optional[List[Path]]) -> List[Path]:
     if not stems:
         raise typer.BadParameter("no stems given: name the session's audio files, e.g. kick.wav snare.wav oh_l.wav")
     return list(stems)
+
+
+def role_pairs(specs: Optional[List[str]]) -> tuple:
+    """``--role FILE=ROLE`` values as ``(file, role)`` pairs; a malformed one is a ParameterError."""
+    from ..roles import parse_role_overrides
+
+    return tuple(parse_role_overrides(list(specs or [])).items())

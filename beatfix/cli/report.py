@@ -43,36 +43,27 @@ def report(
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write one row per hit to this CSV file."),
     plot_path: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG of deviation over time per drum."),
 ) -> None:
-    from ..analyse import analyse_session
-    from ..audio_io import load_session, write_bytes_atomic, write_text_atomic
-    from ..engine import choose_engine
-    from ..grid import check_bpm, check_swing, parse_grid
-    from ..report import analysis_document, hits_csv
-    from ..roles import parse_role_overrides
+    from ..audio_io import write_bytes_atomic, write_text_atomic
+    from ..pipeline import AnalyseOptions, analyse
+    from ..report import hits_csv
 
     paths = common.stems_or_fail(stems)
-    parse_grid(grid)
-    check_swing(swing)
-    if bpm is not None:
-        check_bpm(bpm)
+    options = AnalyseOptions(bpm=bpm, grid=grid, swing_pct=swing, grid_offset_s=grid_offset,
+                             flam_threshold_ms=flam_threshold_ms, engine=engine, device=device, model_dir=model,
+                             roles=common.role_pairs(role))
     for out in (csv_path, plot_path):
         if out is not None and out.resolve() in {p.resolve() for p in paths}:
             raise typer.BadParameter(f"{out} is an input file")
-    session, warnings = load_session(paths, roles=parse_role_overrides(role))
-    common.warn(warnings, quiet=as_json)
-    choice = choose_engine(engine, device, model_path=model)
-    common.warn(list(choice.notes), quiet=as_json)
     with common.progress_bar("analysing", enabled=common.is_tty() and not as_json) as progress:
-        analysis = analyse_session(session, bpm=bpm, grid=grid, swing_pct=swing,
-                                   flam_threshold_ms=flam_threshold_ms, judge=choice.judge,
-                                   grid_offset_s=grid_offset, progress=progress)
-    doc = analysis_document(analysis, session, grid_spec=grid)
+        result = analyse(paths, options, progress=progress)
+    common.warn(list(result.warnings) + list(result.notes), quiet=as_json)
+    doc = result.document()
     if csv_path is not None:
-        write_text_atomic(csv_path, hits_csv(analysis, [s.name for s in session.close_stems]))
+        write_text_atomic(csv_path, hits_csv(result.analysis, [s.name for s in result.session.close_stems]))
     if plot_path is not None:
         from ..plot import deviation_plot_png
 
-        write_bytes_atomic(plot_path, deviation_plot_png(analysis, session))
+        write_bytes_atomic(plot_path, deviation_plot_png(result.analysis, result.session))
     if as_json:
         typer.echo(json.dumps(doc, indent=2))
         return

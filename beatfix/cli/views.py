@@ -67,7 +67,12 @@ def print_report(console: Console, doc: dict) -> None:
 
 
 def print_align(console: Console, doc: dict, out_dir) -> None:
-    table = Table(title=f"Timing before -> after ({doc['n_hits']} hits, {doc['n_edits']} moved, engine {doc['engine']})",
+    counts = f"{doc['n_hits']} hits, {doc['n_hits_moved']} moved"
+    held = [f"{doc[key]} {word}" for key, word in (("n_edits_capped", "capped"), ("n_edits_excluded", "excluded"))
+            if doc[key]]
+    if held:
+        counts += f" ({', '.join(held)} edits)"
+    table = Table(title=f"Timing before -> after ({counts}, engine {doc['engine']})",
                   title_justify="left", show_edge=False)
     for col in ("stem", "hits", "mean |dev| ms", "p95 |dev| ms", "max |dev| ms"):
         table.add_column(col, justify="left" if col == "stem" else "right")
@@ -84,6 +89,26 @@ def print_align(console: Console, doc: dict, out_dir) -> None:
         console.print("dry run: nothing written")
     else:
         console.print(f"wrote {len(doc['outputs'])} files to {out_dir}/")
+
+
+_STATUS_STYLE = {"moved": "", "zero": "dim", "excluded": "dim", "capped": "yellow"}
+
+
+def print_edits(console: Console, edits: list[dict]) -> None:
+    """The --dry-run preview: every edit, where it is, what it moves and by how much."""
+    table = Table(title=f"Edits ({len(edits)})", title_justify="left", show_edge=False)
+    for col in ("bar|beat|tick", "time s", "stems", "shift ms", "wanted ms", "status"):
+        table.add_column(col, justify="right" if col in ("time s", "shift ms", "wanted ms") else "left")
+    for e in edits:
+        shift = f"{e['shift_ms']:+.2f}"
+        if e.get("drum_shifts_ms"):
+            shift += " (" + ", ".join(f"{d} {v:+.2f}" for d, v in e["drum_shifts_ms"].items()) + ")"
+        style = _STATUS_STYLE.get(e["status"], "")
+        status = f"[{style}]{e['status']}[/]" if style else e["status"]
+        table.add_row(e["position"], f"{e['time_s']:.3f}", ", ".join(e["stems"]), shift,
+                      f"{e['wanted_shift_ms']:+.2f}", status)
+    console.print(table)
+    console.print()
 
 
 def print_batch(console: Console, results: list[dict]) -> None:

@@ -353,3 +353,16 @@ def tiny_model(folder: Path | str, *, seed: int = 0) -> Path:
     save_model(net, feat, folder, version="0.0.0-tiny",
                card="# tiny test model\n\nRandomly initialised; for tests only.\n", extra={"tiny": True})
     return Path(folder)
+
+
+def model_identity(path: Path | str | None = None) -> dict:
+    """``{name, version, sha256, files_sha256}`` of a model folder, from its config and SHA256SUMS.
+
+    For provenance (edits.json): the checksums recorded with the model, which
+    :func:`load_model` verified against the files before using them.
+    """
+    folder = model_folder(path)
+    config = _read_config(folder)
+    files = {name: _expected_sha(folder, config, name) for name in _SHA_KEYS if (folder / name).is_file()}
+    return {"name": str(config.get("name", folder.name)), "version": str(config.get("version", "?")),
+            "sha256": files.get(WEIGHTS_FILE), "files_sha256": files}
