@@ -22,6 +22,7 @@ Examples:
   beatfix align session/*.wav --grid 1/8T --swing 62 -o fixed/ --dry-run
   beatfix align --batch sessions/ -o fixed/ --jobs 2 --json
   beatfix align session/*.wav --bpm 120 --flams fix -o fixed/
+  beatfix align session/*.wav --bpm 120 -o fixed/ --daw rpp,aaf
 
 Every channel is cut at the same points, a pad before each hit's earliest
 close-mic attack, and moved by the same amount, so the phase between close
@@ -29,6 +30,9 @@ mics, overheads and room is kept exactly. Gaps are filled from the previous
 decay, overlaps are crossfaded in decay regions. -o DIR receives the stems
 (same names, format, bit depth, rate and length), edits.json (every cut and
 shift), flam_report.json and flam_report.csv. Inputs are never written.
+--daw rpp,aaf adds session.rpp (REAPER) and session.aaf: the original files
+cut at the edit points and moved, one track per stem, with the crossfades,
+to audition and adjust; `beatfix render OUT/edits.json` re-renders an edited list.
 
 --flams fix also puts drums of one hit that were played apart (kick and hats
 6 ms apart) each on the slot: each drum's close mics get their own shift, and
@@ -84,6 +88,11 @@ def run_session(paths: list[Path], out_dir: Path, opts: dict, progress=None) -> 
         prepare_output_dir(out_dir, paths, force=opts["force"])
     try:
         session, warnings = load_session(paths, roles=parse_role_overrides(opts["role"]))
+        if opts.get("daw") and not dry_run:
+            from ..align import stem_entry
+            from ..daw.session import check_linkable
+
+            check_linkable(opts["daw"], [stem_entry(s) for s in session.stems])
         choice = choose_engine(opts["engine"], opts["device"], model_path=opts.get("model"))
         analysis = analyse_session(session, bpm=opts["bpm"], grid=opts["grid"], swing_pct=opts["swing"],
                                    flam_threshold_ms=opts["flam_threshold_ms"], judge=choice.judge,
@@ -95,7 +104,8 @@ def run_session(paths: list[Path], out_dir: Path, opts: dict, progress=None) -> 
         written: list[str] = []
         if not dry_run:
             reports = {
-                "edits.json": json.dumps(edits_document(analysis, result.plan, result.drums), indent=2),
+                "edits.json": json.dumps(edits_document(analysis, result.plan, result.drums, stems=session.stems),
+                                         indent=2),
                 "flam_report.json": json.dumps({"flams": rows}, indent=2),
                 "flam_report.csv": flam_csv(rows),
             }
@@ -103,6 +113,7 @@ def run_session(paths: list[Path], out_dir: Path, opts: dict, progress=None) -> 
             # reports are renamed into place together at the end, or none of them is.
             edited = render_stems(session, result.plan, drums=result.drums, progress=progress)
             extra = {name: text.encode("utf-8") for name, text in reports.items()}
+            extra.update(_daw_files(opts.get("daw", ()), session, result))
             written = [str(p) for p in write_stems(edited, out_dir, extra=extra)]
     except BaseException:
         if created and not dry_run and out_dir.is_dir() and not any(out_dir.iterdir()):
@@ -126,6 +137,20 @@ def run_session(paths: list[Path], out_dir: Path, opts: dict, progress=None) -> 
         "before": {k: vars(v) for k, v in result.before.items()},
         "after": {k: vars(v) for k, v in result.after.items()},
     }
+
+
+def _daw_files(kinds, session, result) -> dict:
+    """session.rpp / session.aaf for ``--daw``: the original files cut and moved (beatfix.daw)."""
+    if not kinds:
+        return {}
+    from ..align import stem_entry
+    from ..daw import session_files
+
+    drums = result.drums
+    own = {} if drums is None else {s.name: drums.plan_for(s.name, result.plan) for s in session.stems
+                                    if drums.drum_of(s.name) in drums.moved}
+    return session_files(kinds, result.plan, [stem_entry(s) for s in session.stems], drum_plans=own,
+                         flams=drums.mode if drums is not None else "keep")
 
 
 def _batch_worker(args: tuple) -> dict:
@@ -216,10 +241,14 @@ def align(
     force: bool = typer.Option(False, "--force", help="Write into a non-empty output folder."),
     batch: Optional[Path] = typer.Option(None, "--batch", help="A folder of session subfolders; results go to OUT/<session>/."),
     jobs: int = typer.Option(1, "--jobs", help="Sessions processed in parallel with --batch."),
+    daw: Optional[str] = typer.Option(None, "--daw", help="Also write the edit as a DAW session of the original files: rpp (REAPER), aaf (Pro Tools, Logic, Nuendo, Media Composer) or rpp,aaf. Written to OUT/session.rpp, OUT/session.aaf; inputs referenced by absolute path."),
     as_json: bool = common.JSON_OPT,
 ) -> None:
+    from ..daw.session import parse_daw_kinds
     from ..errors import ParameterError
     from ..grid import check_bpm, check_swing, parse_grid
+
+    daw_kinds = parse_daw_kinds(daw)
 
     parse_grid(grid)
     check_swing(swing)
@@ -231,7 +260,7 @@ def align(
     opts = dict(bpm=bpm, grid=grid, strength=strength, exclude_within=exclude_within, swing=swing, pad_ms=pad_ms,
                 xfade_ms=xfade_ms, engine=engine, device=device, model=model, role=role,
                 flam_threshold_ms=flam_threshold_ms, grid_offset=grid_offset, dry_run=dry_run, force=force,
-                flams=FlamMode(flams).value)
+                flams=FlamMode(flams).value, daw=daw_kinds)
     show_progress = common.is_tty() and not as_json
     if batch is not None:
         if stems:
