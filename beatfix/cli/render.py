@@ -111,7 +111,7 @@ def render(
     edits: Path = typer.Argument(..., help="The edit list: an edits.json written by beatfix align (and changed).",
                                  show_default=False, metavar="EDITS_JSON"),
     stems: Optional[List[Path]] = typer.Argument(None, help="The stems, if not where edits.json says.",
-                                                 show_default=False, metavar="[STEMS]..."),
+                                                 show_default=False, metavar="STEMS"),
     out: Path = typer.Option(..., "-o", "--out", help="Output folder (must be empty unless --force; never an input's folder)."),
     daw: Optional[str] = typer.Option(None, "--daw", help="Also write session.rpp / session.aaf of the edit: rpp, aaf or rpp,aaf."),
     force: bool = typer.Option(False, "--force", help="Write into a non-empty output folder."),
