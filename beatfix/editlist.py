@@ -79,8 +79,11 @@ def _edit(k: int, row, sr: int, n_samples: int) -> tuple[Edit, tuple[int, int] |
         else cut
     if not 0 <= cut < n_samples:
         raise ParameterError(f"{where}: cut_sample {cut} is outside the audio (0 to {n_samples - 1})")
-    if not cut <= attack < n_samples:
-        raise ParameterError(f"{where}: attack_sample {attack} must lie between its cut ({cut}) and the audio's end")
+    if attack < cut:
+        raise ParameterError(f"{where}: cut_sample {cut} is after the piece's attack (attack_sample {attack}): "
+                             "keep the cut before it, or move attack_sample too")
+    if attack >= n_samples:
+        raise ParameterError(f"{where}: attack_sample {attack} is outside the audio (0 to {n_samples - 1})")
     if abs(shift) >= n_samples:
         raise ParameterError(f"{where}: shift_samples {shift} moves the piece out of the audio")
     last = _number(where, "last_attack_sample", row.get("last_attack_sample"), whole=True, optional=True)
