@@ -233,3 +233,25 @@ def test_align_refuses_aaf_of_flac_before_any_work(small_session, run_cli, tmp_p
 def test_render_help_has_examples(run_cli):
     r = run_cli("render", "--help")
     assert r.exit_code == 0 and "Examples" in r.stdout
+
+
+def test_align_flams_fix_session_follows_each_drums_shifts_and_says_what_it_leaves_out(
+        small_session, run_cli, tmp_path):
+    folder, truth = small_session
+    out = tmp_path / "fix"
+    r = run_cli("align", *_stems(folder), "--bpm", truth["bpm"], "-o", out, "--engine", "classic",
+                "--flams", "fix", "--daw", "rpp")
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads((out / "edits.json").read_text())
+    rpp = parse_rpp((out / "session.rpp").read_text())
+    assert any("--flams fix" in line and "not in this session" in line for line in rpp["notes"])
+    drum_of = {stem: drum for drum, stems in doc["drums"].items() for stem in stems}
+    own_moves = 0
+    for name, items in rpp["tracks"].items():
+        for k, e in enumerate(doc["edits"]):
+            shift = e["drum_shifts_samples"].get(drum_of.get(name), e["shift_samples"])
+            (item,) = [i for i in items if i.name == f"{name} edit {k}"]
+            assert item.position - item.source_offset == shift, (name, k)
+            own_moves += shift != e["shift_samples"]
+    assert own_moves > 0  # some drum really moved on its own
+    _clean_error(run_cli("render", out / "edits.json", "-o", tmp_path / "again"), "--flams fix")
