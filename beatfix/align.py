@@ -180,7 +180,7 @@ def edits_document(analysis: Analysis, plan: EditPlan, drums: DrumPlans | None =
             "merged_hits": list(e.merged_hit_indices),
             "room_from_sample": e.room_from_sample,
             "xfade_correlation": e.xfade_correlation,
-            # The seam the correlation was measured for: [cut_sample, move in samples]; render measures a changed one again.
+            # The seam the correlation was measured for, [cut_sample, move]: render measures a changed one again.
             "xfade_measured_for": [e.cut_sample, abs(e.shift_samples - (plan.edits[k - 1].shift_samples if k else 0))],
         }
         if drums is not None:

@@ -86,7 +86,8 @@ def test_render_of_the_unchanged_list_is_bit_identical(aligned, run_cli, tmp_pat
     for name in first:
         assert np.array_equal(first[name], second[name]), name
     # the list it rendered is written with the stems, and renders the same again
-    assert json.loads((again / "edits.json").read_text())["edits"] == json.loads((out / "edits.json").read_text())["edits"]
+    rendered = json.loads((again / "edits.json").read_text())
+    assert rendered["edits"] == json.loads((out / "edits.json").read_text())["edits"]
 
 
 def _change_one_shift(doc):
@@ -175,7 +176,8 @@ def _broken(doc, how):
 
 
 @pytest.mark.parametrize("how, needle", [
-    ("order", "cuts must be in order"), ("past", "after the piece's attack"), ("outside", "outside the audio"), ("nan", "not finite"),
+    ("order", "cuts must be in order"), ("past", "after the piece's attack"), ("outside", "outside the audio"),
+    ("nan", "not finite"),
     ("disagree", "disagree"), ("schema", "unknown schema"), ("fix", "--flams fix"), ("room", "edit 2"),
 ])
 def test_a_broken_list_is_one_line_and_writes_nothing(aligned, run_cli, tmp_path, how, needle):

@@ -121,14 +121,16 @@ def plan_clips(plan: EditPlan, *, n_source_samples: int | None = None) -> tuple[
         if j >= 0:
             opening = seams[j]
             if opening.kind in ("overlap", "fill"):
-                start, fade_in, corr_in = opening.out_start, opening.out_stop - opening.out_start, opening.xfade_correlation
+                start, corr_in = opening.out_start, opening.xfade_correlation
+                fade_in = opening.out_stop - opening.out_start
             else:
                 start = opening.out_stop
         fade_out, corr_out = 0, 1.0
         if j + 1 < len(seams):
             closing = seams[j + 1]
             if closing.kind in ("overlap", "fill"):
-                end, fade_out, corr_out = closing.out_stop, closing.out_stop - closing.out_start, closing.xfade_correlation
+                end, corr_out = closing.out_stop, closing.xfade_correlation
+                fade_out = closing.out_stop - closing.out_start
             else:
                 end = closing.out_start
         else:
