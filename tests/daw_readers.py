@@ -82,7 +82,7 @@ def read_aaf(path) -> dict:
     out = {}
     with aaf2.open(str(path), "r") as f:
         comps = list(f.content.compositionmobs())
-        assert len(comps) == 1
+        assert len(comps) == 1 and list(f.content.toplevel()) == comps
         for slot in comps[0].slots:
             rate = slot.edit_rate
             items, transitions, fillers, urls = [], [], [], set()

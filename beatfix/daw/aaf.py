@@ -163,6 +163,7 @@ def aaf_bytes(tracks: Sequence[Track], sample_rate: int, n_samples: int, *, name
 def _compose(f, tracks: Sequence[Track], sample_rate: int, n_samples: int, name: str, notes: Sequence[str]) -> None:
     comp = f.create.CompositionMob()
     comp.name = name
+    comp.usage = "Usage_TopLevel"  # the sequence an importer opens (Avid marks its own edits so)
     for i, line in enumerate(notes):
         comp.comments[f"beatfix note {i + 1}"] = line
     f.content.mobs.append(comp)
