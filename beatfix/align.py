@@ -24,6 +24,9 @@ from .plan import EditPlan, plan_edits
 from .render import render
 from .types import Analysis, Session, Stem
 
+# The edits.json layout; beatfix render refuses another. Bump when a field changes meaning.
+EDITS_SCHEMA = "beatfix-edits/2"  # 2: bar|beat, status, exact plan fields; provenance
+
 
 @dataclass(frozen=True)
 class TimingSummary:
@@ -145,9 +148,6 @@ def render_stems(session: Session, plan: EditPlan, *, drums: DrumPlans | None = 
         done += stem.n_channels
 
 
-EDITS_SCHEMA_VERSION = 2  # 2: bar|beat, status and stems per edit; provenance (version, inputs, options)
-
-
 def _drum_shifts(plan: EditPlan, drums: DrumPlans | None, k: int) -> dict[str, int]:
     """Shifts of edit ``k``'s drums that differ from the edit's own (per-drum plans only)."""
     if drums is None:
@@ -190,6 +190,13 @@ def edit_rows(analysis: Analysis, plan: EditPlan, drums: DrumPlans | None = None
             "wanted_shift_ms": round(wanted / sr * 1000.0, 4),
             "status": e.status,
             "deviation_ms": round(e.deviation_ms, 3),
+            # Exact plan fields (beatfix render): correlations unrounded, so a re-render is bit-identical.
+            "attack_sample": e.attack_sample,
+            "last_attack_sample": e.last_attack_sample,
+            "room_from_sample": e.room_from_sample,
+            "xfade_correlation": e.xfade_correlation,
+            # The seam the correlation was measured for, [cut_sample, move]: render measures a changed one again.
+            "xfade_measured_for": [e.cut_sample, abs(e.shift_samples - (plan.edits[k - 1].shift_samples if k else 0))],
         }
         if drums is not None:
             own = _drum_shifts(plan, drums, k)
@@ -205,8 +212,15 @@ def hits_moved(plan: EditPlan, drums: DrumPlans | None = None) -> int:
                if e.shift_samples != 0 or any(_drum_shifts(plan, drums, k).values()))
 
 
-def edits_document(analysis: Analysis, plan: EditPlan, drums: DrumPlans | None = None) -> dict:
+def edits_document(analysis: Analysis, plan: EditPlan, drums: DrumPlans | None = None, *,
+                   stems: tuple[Stem, ...] | None = None) -> dict:
     """``edits.json``'s edit list: every cut and shift, enough to rebuild the edit in a DAW.
+
+    Each edit also carries what rebuilds the plan exactly
+    (:func:`beatfix.editlist.plan_from_document`, ``beatfix render``): its
+    attack and merged hits in samples, where its seam's room starts and the
+    crossfade correlation measured for its move. ``stems`` (the session's)
+    lists each input file with its absolute path and own length.
 
     With per-drum plans, ``drums`` lists each drum's stems and every edit its
     drums' own shifts (``drum_shifts_ms``, only those that differ from the
@@ -214,7 +228,7 @@ def edits_document(analysis: Analysis, plan: EditPlan, drums: DrumPlans | None =
     Provenance (version, inputs, options, model) is added by :mod:`beatfix.pipeline`.
     """
     doc = {
-        "schema": EDITS_SCHEMA_VERSION,
+        "schema": EDITS_SCHEMA,
         "sample_rate": plan.sample_rate,
         "n_samples": plan.n_samples,
         "tempo_bpm": round(analysis.tempo_bpm, 4),
@@ -227,9 +241,23 @@ def edits_document(analysis: Analysis, plan: EditPlan, drums: DrumPlans | None =
         "flams": drums.mode if drums is not None else "keep",
     }
     if drums is not None:
-        doc["drums"] = {d: list(stems) for d, stems in drums.drums.items()}
+        doc["drums"] = {d: list(names) for d, names in drums.drums.items()}
+    if stems is not None:
+        doc["stems"] = [stem_entry(s) for s in stems]
     doc["edits"] = edit_rows(analysis, plan, drums)
     return doc
+
+
+def stem_entry(stem: Stem) -> dict:
+    """A stem as edits.json lists it: enough to find the file again and check it is the same length."""
+    return {
+        "name": stem.name,
+        "path": str(stem.path.resolve()) if stem.path is not None else None,
+        "n_channels": stem.n_channels,
+        "n_samples": stem.source_n_samples or stem.n_samples,
+        "format": stem.format,
+        "subtype": stem.subtype,
+    }
 
 
 def _spread_ms(onsets: dict[str, float], analysis: Analysis) -> float:

@@ -102,7 +102,7 @@ def test_python_api_aligns_a_session(small_session, tmp_path):
     assert summary["n_hits_moved"] == moved <= summary["n_hits"]
 
     doc = json.loads((out / "edits.json").read_text())
-    assert doc["schema"] == 2 and doc["beatfix_version"] == beatfix.__version__
+    assert doc["schema"] == "beatfix-edits/2" and doc["beatfix_version"] == beatfix.__version__
     assert doc["inputs"] == [{"file": p.name, "size_bytes": p.stat().st_size,
                               "sha256": hashlib.sha256(p.read_bytes()).hexdigest()} for p in _stems(folder)]
     assert doc["options"]["bpm"] == truth["bpm"] and doc["options"]["xfade_ms"] == 4.0

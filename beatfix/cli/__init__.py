@@ -23,6 +23,7 @@ beatfix: align multitrack drum recordings to the tempo grid, phase-coherently.
   beatfix report kick.wav snare.wav oh_l.wav oh_r.wav --bpm 120
   beatfix align  kick.wav snare.wav oh_l.wav oh_r.wav --bpm 120 -o fixed/
   beatfix align  --batch sessions/ -o fixed/ --jobs 2
+  beatfix render fixed/edits.json -o fixed2/          # re-render an edit list you changed
   beatfix synth  data/ --sessions 50          # synthetic sessions with ground truth
   beatfix train  --sessions data/ --out my_model/
 """
@@ -36,7 +37,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-_COMMAND_MODULES = ("report", "align", "synth", "train")
+_COMMAND_MODULES = ("report", "align", "render", "synth", "train")
 
 # Thread-count defaults for numpy's and scipy's BLAS, set before numpy loads (it reads them
 # once, when it starts); a value the user set stands. beatfix runs stems in parallel threads

@@ -21,6 +21,7 @@ Examples:
   beatfix align session/*.wav --grid 1/8T --swing 62 -o fixed/ --dry-run
   beatfix align --batch sessions/ -o fixed/ --jobs 2 --json
   beatfix align session/*.wav --bpm 120 --flams fix -o fixed/
+  beatfix align session/*.wav --bpm 120 -o fixed/ --daw rpp,aaf
 
 Every channel is cut at the same points, a pad before each hit's earliest
 close-mic attack, and moved by the same amount, so the phase between close
@@ -38,6 +39,9 @@ explains (cymbals, the room's reverb) moves with the hit.
 Deliberate flams (a soft grace stroke before the main one) are left as
 played; --flams fix-all puts their drums on the slot too, the grace keeping
 its distance to the main stroke. The default, keep, is the phase-exact mode.
+--daw rpp,aaf adds session.rpp (REAPER) and session.aaf: the original files
+cut at the edit points and moved, one track per stem, with the crossfades,
+to audition and adjust; `beatfix render OUT/edits.json` re-renders an edited list.
 Exit codes: 0 ok, 1 bad input or a failed session, 2 usage error.
 """
 
@@ -87,15 +91,17 @@ def align(
     force: bool = typer.Option(False, "--force", help="Write into a non-empty output folder."),
     batch: Optional[Path] = typer.Option(None, "--batch", help="A folder of session subfolders; results go to OUT/<session>/."),
     jobs: int = typer.Option(1, "--jobs", help="Sessions processed in parallel with --batch."),
+    daw: Optional[str] = typer.Option(None, "--daw", help="Also write the edit as a DAW session of the original files: rpp (REAPER), aaf (Pro Tools, Logic, Nuendo, Media Composer) or rpp,aaf. Written to OUT/session.rpp, OUT/session.aaf; inputs referenced by absolute path."),
     as_json: bool = common.JSON_OPT,
 ) -> None:
+    from ..daw.session import parse_daw_kinds
     from ..pipeline import AlignOptions, align as align_session, align_batch, check_jobs
 
     options = AlignOptions(bpm=bpm, grid=grid, swing_pct=swing, grid_offset_s=grid_offset,
                            flam_threshold_ms=flam_threshold_ms, engine=engine, device=device, model_dir=model,
                            roles=common.role_pairs(role), strength_pct=strength, exclude_within_ms=exclude_within,
                            pad_ms=pad_ms, xfade_ms=xfade_ms, flams=FlamMode(flams).value, dry_run=dry_run,
-                           force=force)
+                           force=force, daw=tuple(parse_daw_kinds(daw)))
     check_jobs(jobs)
     show_progress = common.is_tty() and not as_json
     if batch is not None:

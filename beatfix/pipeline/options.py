@@ -119,9 +119,15 @@ class AlignOptions(AnalyseOptions):
     flams: str = "keep"  # keep | fix | fix-all
     dry_run: bool = False  # plan and report, write nothing
     force: bool = False  # write into a non-empty output folder
+    daw: tuple[str, ...] = ()  # DAW sessions to write beside the stems: "rpp", "aaf"
 
     def _check(self) -> None:
         super()._check()
+        if isinstance(self.daw, str):
+            from ..daw.session import parse_daw_kinds
+
+            self._set("daw", tuple(parse_daw_kinds(self.daw)))
+        self._set("daw", tuple(self.daw))
         for name, (flag, low, high) in _RANGES.items():
             value = _number(flag, getattr(self, name))
             if not math.isfinite(value) or not low <= value <= high:

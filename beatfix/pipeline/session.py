@@ -71,6 +71,20 @@ def _load_and_analyse(paths: list[Path], options: AnalyseOptions, progress: Opti
                          options)
 
 
+def _daw_files(kinds, session, result) -> dict:
+    """session.rpp / session.aaf for ``daw``: the original files cut and moved (beatfix.daw)."""
+    if not kinds:
+        return {}
+    from ..align import stem_entry
+    from ..daw import session_files
+
+    drums = result.drums
+    own = {} if drums is None else {s.name: drums.plan_for(s.name, result.plan) for s in session.stems
+                                    if drums.drum_of(s.name) in drums.moved}
+    return session_files(kinds, result.plan, [stem_entry(s) for s in session.stems], drum_plans=own,
+                         flams=drums.mode if drums is not None else "keep")
+
+
 def analyse(stems: Sequence[Path | str], options: AnalyseOptions | None = None, *,
             progress: Optional[Progress] = None) -> AnalyseResult:
     """Load the stems of one session and analyse them (tempo, grid, hits, flams, mic delays)."""
@@ -85,7 +99,7 @@ def align(stems: Sequence[Path | str], out_dir: Path | str | None, options: Alig
     run, which writes nothing. A folder this call created is removed again if
     it fails, so an error or Ctrl-C leaves the previous state.
     """
-    from ..align import align_session, edits_document, flam_csv, flam_rows, hits_moved, render_stems
+    from ..align import align_session, edits_document, flam_csv, flam_rows, hits_moved, render_stems, stem_entry
     from ..audio_io import prepare_output_dir, write_stems
     from ..errors import ParameterError
     from .provenance import provenance
@@ -102,11 +116,15 @@ def align(stems: Sequence[Path | str], out_dir: Path | str | None, options: Alig
     try:
         analysed = _load_and_analyse(paths, options.analyse_options(), progress)
         session, analysis = analysed.session, analysed.analysis
+        if options.daw and not dry_run:
+            from ..daw.session import check_linkable
+
+            check_linkable(options.daw, [stem_entry(s) for s in session.stems])
         result = align_session(session, analysis, strength_pct=options.strength_pct,
                                exclude_within_ms=options.exclude_within_ms, pad_ms=options.pad_ms,
                                xfade_ms=options.xfade_ms, flams=options.flams, render_audio=False)
         rows = flam_rows(analysis, result.plan, result.drums)
-        edits_doc = edits_document(analysis, result.plan, result.drums)
+        edits_doc = edits_document(analysis, result.plan, result.drums, stems=session.stems)
         written: list[Path] = []
         if not dry_run:
             edits_doc = {"schema": edits_doc["schema"],
@@ -120,6 +138,7 @@ def align(stems: Sequence[Path | str], out_dir: Path | str | None, options: Alig
             # reports are renamed into place together at the end, or none of them is.
             edited = render_stems(session, result.plan, drums=result.drums, progress=progress)
             extra = {name: text.encode("utf-8") for name, text in reports.items()}
+            extra.update(_daw_files(options.daw, session, result))
             written = list(write_stems(edited, out, extra=extra))
     except BaseException:
         if created and not dry_run and out.is_dir() and not any(out.iterdir()):
