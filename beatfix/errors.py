@@ -21,3 +21,7 @@ class ModelError(BeatfixError):
 
 class OutputError(BeatfixError):
     """Outputs cannot be written safely (inputs in the way, folder not empty, disk full)."""
+
+
+class GridFitError(InputError):
+    """The grid does not fit the playing (wrong tempo, a tempo change, another feel): nothing is edited."""

@@ -40,6 +40,7 @@ STRONGER_BY = 2.0
 N_WORST = 5
 UNNESTED_RATIOS = (1.5, 2.0 / 3.0, 4.0 / 3.0, 0.75)  # grids at these tempi share few slots with this one
 BETTER_BY = 0.5
+TEMPO_QUANTILE = 90.0
 MIN_FAR_FOR_TEMPO = 0.05
 FEEL_TRUSTED_DRIFTING = 0.25
 
@@ -94,24 +95,30 @@ def _stronger_relative(candidates: Sequence[TempoCandidate]) -> TempoCandidate |
 
 def _better_tempo(hits: Sequence[Hit], grid) -> tuple[float, float, float] | None:
     """A tempo related by 3/2, 2/3, 4/3 or 3/4 whose grid (same resolution, phase fitted) the hits fit much
-    better: ``(bpm, its p75 distance ms, this grid's p75 ms)``. Fixed grids only: a map is its own tempo."""
-    from .tempo import grid_deviation_ms
+    better: ``(bpm, its distance ms, this grid's)``, distances at the TEMPO_QUANTILE-th percentile (most
+    strokes of a groove fall on slots both grids share, the few that do not tell). Fixed grids only."""
+    from .tempo import fit_grid
 
     if not isinstance(grid, Grid) or len(hits) < 8:
         return None
     times = np.array([h.time_s for h in hits])
-    own = float(np.percentile(np.abs([h.deviation_ms for h in hits]), 75))
+    own = float(np.percentile(np.abs([h.deviation_ms for h in hits]), TEMPO_QUANTILE))
     weights = np.ones(times.size)
-    best = None
+    fits = []
     for ratio in UNNESTED_RATIOS:
         bpm = grid.bpm * ratio
         if not MIN_BPM <= bpm <= MAX_BPM:
             continue
-        dev = grid_deviation_ms(times, weights, bpm=bpm, steps_per_beat=grid.steps_per_beat, swing_pct=grid.swing_pct)
-        # of the tempi that fit, the slowest: a finer grid always catches more, the coarsest that fits is the song's
-        if dev < BETTER_BY * own and (best is None or bpm < best[0]):
-            best = (bpm, dev, own)
-    return best
+        other = fit_grid(times, weights, bpm=bpm, steps_per_beat=grid.steps_per_beat, swing_pct=grid.swing_pct)
+        slots = np.asarray(other.nearest_slot(times)).reshape(-1)
+        dev = float(np.percentile(np.abs(times - other.slot_time(slots)), TEMPO_QUANTILE)) * 1000.0
+        if dev < BETTER_BY * own:
+            fits.append((bpm, dev, own))
+    if not fits:
+        return None
+    # of the tempi that fit about as well as the best, the slowest: a finer grid always catches more
+    best_dev = min(f[1] for f in fits)
+    return min((f for f in fits if f[1] <= max(1.5 * best_dev, best_dev + 3.0)), key=lambda f: f[0])
 
 
 def check_fit(hits: Sequence[Hit], extras: Mapping[int, Sequence[Onset]], grid, *,
@@ -139,7 +146,7 @@ def check_fit(hits: Sequence[Hit], extras: Mapping[int, Sequence[Onset]], grid, 
     better = _better_tempo(hits, grid) if far.mean() > MIN_FAR_FOR_TEMPO else None
     if better is not None:
         reasons.append(f"a tempo of {better[0]:.1f} BPM fits the playing much better than {grid.bpm:.1f} "
-                       f"(hits {better[1]:.1f} ms from its slots against {better[2]:.1f} ms, p75)")
+                       f"(hits {better[1]:.1f} ms from its slots against {better[2]:.1f} ms, p90)")
     if far.mean() > MAX_FAR:
         reasons.append(f"{far.mean():.0%} of the hits would move more than a third of a step")
     if drifting.mean() > MAX_DRIFTING:

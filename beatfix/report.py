@@ -116,7 +116,51 @@ def analysis_document(analysis: Analysis, session: Session, *, grid_spec: str) -
         "bleed_rejected": [
             {"stem": o.stem, "time_s": _r(o.time_s, 6), "level_db": _r(o.level_db, 2)} for o in analysis.rejected
         ],
+        "tempo_source": analysis.tempo_source,
+        "tempo_map": tempo_map_document(analysis),
+        "feel": analysis.feel.as_dict() if analysis.feel is not None else None,
+        "grid_fit": analysis.fit.as_dict() if analysis.fit is not None else None,
     }
+
+
+def tempo_map_document(analysis: Analysis) -> dict:
+    """The tempo the grid follows: segments (constant or ramp, with meter), changes, bar 1."""
+    tm = analysis.tempo_map if analysis.tempo_map is not None else analysis.grid.tempo_map
+    segments = tm.segments(start_s=0.0, end_s=analysis.duration_s)
+    return {
+        "source": analysis.tempo_source,
+        "bar1_s": _r(float(tm.time_at(0.0)), 6),
+        "segments": segments,
+        "changes_s": [_r(t, 4) for t in analysis.tempo_changes_s],
+        "meters": [{"bar_beat": tm.label(m.position_q), "meter": m.label} for m in tm.meters],
+    }
+
+
+def session_tempo_map(analysis: Analysis):
+    """The grid's tempo map, for export (a fixed tempo is a one-tempo 4/4 map)."""
+    return analysis.tempo_map if analysis.tempo_map is not None else analysis.grid.tempo_map
+
+
+def hits_midi_tracks(analysis: Analysis, session: Session) -> dict:
+    """``played`` (each close mic's onsets as performed) and ``on grid`` (each at its hit's slot) as GM notes."""
+    from .midi_io import gm_note, velocity_from_level
+
+    roles = {s.name: s.role for s in session.stems}
+    toms = sorted(n for n, r in roles.items() if r == "tom")
+    tom_index = {n: i for i, n in enumerate(toms)}
+    top: dict[str, float] = {}
+    for o in analysis.onsets:
+        top[o.stem] = max(top.get(o.stem, -200.0), o.level_db)
+    level = {(o.stem, round(o.time_s, 6)): o.level_db for o in analysis.onsets}
+    played, on_grid = [], []
+    for h in analysis.hits:
+        slot_s = float(analysis.grid.slot_time(h.slot))
+        for stem, onset_s in h.onsets.items():
+            note = gm_note(roles.get(stem, "perc"), stem, tom_index)
+            vel = velocity_from_level(level.get((stem, round(onset_s, 6)), top.get(stem, 0.0)), top.get(stem, 0.0))
+            played.append((onset_s - analysis.delay_s(stem), note, vel))
+            on_grid.append((slot_s, note, vel))
+    return {"played": sorted(played), "on grid": sorted(on_grid)}
 
 
 def hits_csv(analysis: Analysis, stems: Sequence[str]) -> str:

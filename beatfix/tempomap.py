@@ -381,6 +381,11 @@ class TempoMap:
                 "meter": m.label,
             })
             i = j
+        # the map goes on at its edge tempo: the first and last segments reach the span asked for
+        if out and start_s is not None and start_s < out[0]["start_s"]:
+            out[0]["start_s"], out[0]["start"] = round(start_s, 6), self.label(float(self.position_at(start_s)))
+        if out and end_s is not None and end_s > out[-1]["end_s"]:
+            out[-1]["end_s"], out[-1]["end"] = round(end_s, 6), self.label(float(self.position_at(end_s)))
         return _merge_meter_changes(out, self)
 
 

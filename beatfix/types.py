@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 # Roles whose mics trigger hits (close mics). Everything else follows.
 CLOSE_ROLES = frozenset({"kick", "snare", "hat", "tom", "ride", "crash", "perc"})
 FOLLOW_ROLES = frozenset({"overhead", "room", "other"})
-ROLES = CLOSE_ROLES | FOLLOW_ROLES
+# Stems beatfix never edits: a click track (it is the grid) and instruments that are not drums.
+UNTOUCHED_ROLES = frozenset({"click", "nondrum"})
+ROLES = CLOSE_ROLES | FOLLOW_ROLES | UNTOUCHED_ROLES
 
 
 @dataclass(frozen=True, eq=False)

@@ -19,6 +19,10 @@ Examples:
   beatfix align kick.wav snare.wav hh.wav oh_l.wav oh_r.wav room.wav --bpm 120 -o fixed/
   beatfix align session/*.wav --bpm 96 --strength 75 --exclude-within 3 -o fixed/
   beatfix align session/*.wav --grid 1/8T --swing 62 -o fixed/ --dry-run
+  beatfix align session/*.wav -o fixed/                      # no click: follows the drummer's tempo
+  beatfix align session/*.wav --tempo-map song.mid -o fixed/ # the DAW's tempo map (changes, meters)
+  beatfix align session/*.wav --click click.wav -o fixed/    # the recorded click is the grid
+  beatfix align session/*.wav --grid auto --swing auto -o fixed/
   beatfix align --batch sessions/ -o fixed/ --jobs 2 --json
   beatfix align session/*.wav --bpm 120 --flams fix -o fixed/
   beatfix align session/*.wav --bpm 120 -o fixed/ --daw rpp,aaf
@@ -42,6 +46,12 @@ its distance to the main stroke. The default, keep, is the phase-exact mode.
 --daw rpp,aaf adds session.rpp (REAPER) and session.aaf: the original files
 cut at the edit points and moved, one track per stem, with the crossfades,
 to audition and adjust; `beatfix render OUT/edits.json` re-renders an edited list.
+Before anything is written, align checks that the grid fits the playing
+(hits that would move more than a third of a step, a grid drifting away from
+the band, strokes sharing a slot, a much better fitting tempo or feel); when
+it does not, it stops with one line saying what to pass, and writes nothing.
+--force edits anyway. Click tracks and stems that are not drums (by name or
+content) are written unchanged.
 Exit codes: 0 ok, 1 bad input or a failed session, 2 usage error.
 """
 
@@ -77,7 +87,7 @@ def align(
     grid: str = common.GRID_OPT,
     strength: float = typer.Option(100.0, "--strength", help="How far to move hits toward the grid, 0-100 %."),
     exclude_within: float = typer.Option(0.0, "--exclude-within", help="Leave hits already within this many ms of their slot."),
-    swing: float = common.SWING_OPT,
+    swing: str = common.SWING_OPT,
     grid_offset: Optional[float] = common.OFFSET_OPT,
     pad_ms: float = typer.Option(3.0, "--pad-ms", help="Cut this many ms before each hit's earliest attack."),
     xfade_ms: float = typer.Option(4.0, "--xfade-ms", help="Equal-power crossfade length at each seam."),
@@ -88,7 +98,9 @@ def align(
     flam_threshold_ms: float = common.FLAM_OPT,
     flams: FlamMode = typer.Option(FlamMode.keep, "--flams", help="keep: one shift per hit, phase-exact (default). fix: each drum of a hit on its slot, its part of the overheads and room moved with it; deliberate flams left as played. fix-all: deliberate flams' drums too."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Plan and report, write no audio."),
-    force: bool = typer.Option(False, "--force", help="Write into a non-empty output folder."),
+    force: bool = typer.Option(False, "--force", help="Write into a non-empty output folder, and edit even where the grid does not fit the playing (which is otherwise refused)."),
+    tempo_map: Optional[Path] = common.TEMPO_MAP_OPT,
+    click: Optional[Path] = common.CLICK_OPT,
     batch: Optional[Path] = typer.Option(None, "--batch", help="A folder of session subfolders; results go to OUT/<session>/."),
     jobs: int = typer.Option(1, "--jobs", help="Sessions processed in parallel with --batch."),
     daw: Optional[str] = typer.Option(None, "--daw", help="Also write the edit as a DAW session of the original files: rpp (REAPER), aaf (Pro Tools, Logic, Nuendo, Media Composer) or rpp,aaf. Written to OUT/session.rpp, OUT/session.aaf; inputs referenced by absolute path."),
@@ -97,7 +109,7 @@ def align(
     from ..daw.session import parse_daw_kinds
     from ..pipeline import AlignOptions, align as align_session, align_batch, check_jobs
 
-    options = AlignOptions(bpm=bpm, grid=grid, swing_pct=swing, grid_offset_s=grid_offset,
+    options = AlignOptions(bpm=bpm, grid=grid, swing_pct=common.swing_value(swing), tempo_map=tempo_map, click=click, grid_offset_s=grid_offset,
                            flam_threshold_ms=flam_threshold_ms, engine=engine, device=device, model_dir=model,
                            roles=common.role_pairs(role), strength_pct=strength, exclude_within_ms=exclude_within,
                            pad_ms=pad_ms, xfade_ms=xfade_ms, flams=FlamMode(flams).value, dry_run=dry_run,

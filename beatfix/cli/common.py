@@ -10,9 +10,11 @@ from typing import Callable, Iterator, List, Optional
 import typer
 
 STEMS_ARG = typer.Argument(None, help="Stem files (WAV, AIFF or FLAC), all of one session.", show_default=False)
-BPM_OPT = typer.Option(None, "--bpm", help="Tempo in BPM. Estimated with madmom when omitted.")
-GRID_OPT = typer.Option("1/16", "--grid", help="Grid resolution: 1/4, 1/8, 1/16, 1/32, or triplets 1/8T, 1/16T.")
-SWING_OPT = typer.Option(50.0, "--swing", help="Swing in percent, 50 (straight) to 75.")
+BPM_OPT = typer.Option(None, "--bpm", help="Tempo in BPM (one fixed tempo). Omitted: estimated with madmom, and where the drummer's tempo moves (no click, a tempo change) the grid follows the drummer's own smoothed tempo.")
+GRID_OPT = typer.Option("1/16", "--grid", help="Grid resolution: 1/4, 1/8, 1/16, 1/32, triplets 1/8T, 1/16T, or auto (the feel measured: straight, swung or triplet).")
+SWING_OPT = typer.Option("50", "--swing", help="Swing in percent, 50 (straight) to 75, or auto (measured).")
+TEMPO_MAP_OPT = typer.Option(None, "--tempo-map", help="The song's tempo map: a Standard MIDI File exported from the DAW (tempo and meter changes; bar 1 at the file's time 0) or a CSV of beat times (time_s[,meter] per beat).")
+CLICK_OPT = typer.Option(None, "--click", help="A recorded click track (one of the stems or another file): the grid follows its beats; the click is written unchanged.")
 ROLE_OPT = typer.Option(None, "--role", help="Override a stem's role, FILE=ROLE (kick, snare, hat, tom, ride, crash, perc, overhead, room, other). Repeatable.")
 JSON_OPT = typer.Option(False, "--json", help="Print only JSON on stdout, for scripts.")
 ENGINE_OPT = typer.Option("auto", "--engine", help="Hit analysis: auto (= neural), neural or classic.")
@@ -68,6 +70,18 @@ def stems_or_fail(stems: Optional[List[Path]]) -> List[Path]:
     if not stems:
         raise typer.BadParameter("no stems given: name the session's audio files, e.g. kick.wav snare.wav oh_l.wav")
     return list(stems)
+
+
+def swing_value(text: str) -> float | None:
+    """``--swing``: a percentage, or None for ``auto``; a malformed one is a ParameterError."""
+    from ..errors import ParameterError
+
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise ParameterError(f"--swing {text!r}: use a percentage from 50 to 75, or auto") from None
 
 
 def role_pairs(specs: Optional[List[str]]) -> tuple:

@@ -27,6 +27,9 @@ def print_report(console: Console, doc: dict) -> None:
     console.print(f"grid {grid['resolution']} at {chosen:.2f} BPM, first slot at {grid['offset_s']:.4f} s"
                   + (f", swing {grid['swing_pct']:g} %" if grid["swing_pct"] != 50 else "")
                   + f"; engine: {doc['engine']}\n")
+    print_tempo_map(console, doc.get("tempo_map"))
+    print_feel(console, doc.get("feel"), grid)
+    print_fit(console, doc.get("grid_fit"))
 
     timing = Table(title="Timing per close mic (ms; + late, - early; static delay removed)",
                    title_justify="left", show_edge=False)
@@ -66,6 +69,67 @@ def print_report(console: Console, doc: dict) -> None:
         console.print(f"... and {len(flams) - MAX_FLAM_ROWS} more (use --json or --csv for all)")
 
 
+_SOURCE = {"given": "--bpm, one tempo", "estimated": "estimated, one steady tempo",
+           "follow": "following the drummer (no --bpm, the tempo moves)", "map": "the tempo map given"}
+
+
+def print_tempo_map(console: Console, tm: dict | None) -> None:
+    """The tempo the grid follows: one line for a steady tempo, a table of segments for a map."""
+    if not tm:
+        return
+    segments = tm["segments"]
+    if len(segments) <= 1 and tm["source"] in ("given", "estimated"):
+        return
+    table = Table(title=f"Tempo map ({_SOURCE.get(tm['source'], tm['source'])}); bar 1 at {tm['bar1_s']:.3f} s",
+                  title_justify="left", show_edge=False)
+    for col in ("from", "to", "bar|beat", "", "BPM", "meter"):
+        table.add_column(col, justify="right" if col in ("from", "to", "BPM") else "left")
+    for seg in segments:
+        bpm = f"{seg['bpm_start']:.1f}" if seg["kind"] == "constant" else f"{seg['bpm_start']:.1f} -> {seg['bpm_end']:.1f}"
+        table.add_row(f"{seg['start_s']:.2f} s", f"{seg['end_s']:.2f} s", f"{seg['start']} - {seg['end']}",
+                      seg["kind"], bpm, seg["meter"])
+    console.print(table)
+    if tm["changes_s"]:
+        console.print("sudden tempo changes at " + ", ".join(f"{t:.2f} s" for t in tm["changes_s"]))
+    console.print()
+
+
+def print_feel(console: Console, feel: dict | None, grid: dict) -> None:
+    if not feel:
+        return
+    swing = f" {feel['swing_pct']:.0f} %" if feel["kind"] == "swing" else ""
+    others = ", ".join(f"{c['grid']}{' swing ' + format(c['swing_pct'], '.0f') + ' %' if c['swing_pct'] != 50 else ''}"
+                       f" {c['fit']:.2f}" for c in feel["candidates"][:4])
+    line = f"feel: {feel['kind']}{swing}; best grid {feel['grid']}" + (
+        f" --swing {feel['swing_pct']:.0f}" if feel["swing_pct"] != 50 else "") + f" (fit {feel['fit']:.2f}; {others})"
+    if feel["grid"] != grid["resolution"] or abs(feel["swing_pct"] - grid["swing_pct"]) >= 3:
+        line += f" [yellow]- the grid used is {grid['resolution']}" + (
+            f" swing {grid['swing_pct']:g} %" if grid["swing_pct"] != 50 else "") + "[/]"
+    console.print(line)
+
+
+def print_fit(console: Console, fit: dict | None) -> None:
+    if not fit:
+        return
+    if fit["fits"]:
+        console.print(f"grid fit: ok ({fit['far']} of {fit['n_hits']} hits more than a third of a step off)\n")
+        return
+    console.print(f"[red]grid fit: the grid does not fit the playing[/]: {'; '.join(fit['reasons'])}")
+    console.print(f"  {fit['suggestion']}\n")
+
+
+def print_worst(console: Console, fit: dict | None) -> None:
+    """The largest moves of an edit, so that a bad one is seen before it is heard."""
+    if not fit or not fit.get("worst_moves"):
+        return
+    table = Table(title="Largest moves", title_justify="left", show_edge=False)
+    for col in ("bar|beat", "time s", "shift ms", "stems"):
+        table.add_column(col, justify="right" if col in ("time s", "shift ms") else "left")
+    for m in fit["worst_moves"]:
+        table.add_row(m["bar_beat"], f"{m['time_s']:.3f}", f"{m['shift_ms']:+.1f}", ", ".join(m["stems"]))
+    console.print(table)
+
+
 def print_align(console: Console, doc: dict, out_dir) -> None:
     counts = f"{doc['n_hits']} hits, {doc['n_hits_moved']} moved"
     held = [f"{doc[key]} {word}" for key, word in (("n_edits_capped", "capped"), ("n_edits_excluded", "excluded"))
@@ -83,7 +147,11 @@ def print_align(console: Console, doc: dict, out_dir) -> None:
                       f"{before['p95_abs_ms']:.1f} -> [bold]{after['p95_abs_ms']:.1f}[/]",
                       f"{before['max_abs_ms']:.1f} -> [bold]{after['max_abs_ms']:.1f}[/]")
     console.print(table)
-    console.print(f"tempo {doc['tempo_bpm']:.2f} BPM, first slot at {doc['grid_offset_s']:.4f} s, "
+    print_worst(console, doc.get("grid_fit"))
+    source = doc.get("tempo_source", "given")
+    tempo = (f"tempo {doc['tempo_bpm']:.2f} BPM" if source in ("given", "estimated")
+             else f"tempo map ({_SOURCE.get(source, source)}), median {doc['tempo_bpm']:.2f} BPM")
+    console.print(f"{tempo}, grid {doc.get('grid', '1/16')}, first slot at {doc['grid_offset_s']:.4f} s, "
                   f"{doc['n_flams']} flams (see flam_report.json)")
     if doc["dry_run"]:
         console.print("dry run: nothing written")

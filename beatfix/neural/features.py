@@ -31,9 +31,11 @@ from typing import Iterator, Sequence
 import numpy as np
 from scipy.signal import butter, sosfilt
 
-from ..types import ROLES
+from ..types import ROLES, UNTOUCHED_ROLES
 
-ROLE_LIST: tuple[str, ...] = tuple(sorted(ROLES))
+# The model's role embedding is indexed by this list: it must not change with new roles (stems of the
+# untouched roles never reach the model).
+ROLE_LIST: tuple[str, ...] = tuple(sorted(ROLES - UNTOUCHED_ROLES))
 N_CONTEXT = 15
 FLOOR_DB = -100.0
 GROUP_S = 1.0  # events featurized together span at most this: bounds the band stretches kept

@@ -49,15 +49,18 @@ def _choice(flag: str, value: Any, allowed: tuple[str, ...]) -> str:
 class AnalyseOptions:
     """What ``beatfix report`` takes: tempo, grid, engine. All times in seconds unless named."""
 
-    bpm: float | None = None  # None: estimated (madmom)
-    grid: str = "1/16"  # 1/4 ... 1/32, triplets 1/8T, 1/16T
-    swing_pct: float = 50.0
+    bpm: float | None = None  # None: estimated (madmom), and followed where the drummer's tempo moves
+    grid: str = "1/16"  # 1/4 ... 1/32, triplets 1/8T, 1/16T, or "auto" (the feel measured)
+    swing_pct: float | None = 50.0  # None: the swing measured ("--swing auto")
     grid_offset_s: float | None = None  # time of any grid slot (bar 1 of the DAW); None: fitted
     flam_threshold_ms: float = 4.0
     engine: str = "auto"
     device: str = "auto"
     model_dir: Path | None = None  # None: the shipped beatfix-hit-v1
     roles: RolesArg = ()  # FILE=ROLE overrides, as a mapping or (file, role) pairs
+    tempo_map: Path | None = None  # a Standard MIDI File or a CSV of beat times: the grid follows it
+    click: Path | None = None  # a recorded click track (a stem or another file): the grid follows it
+    follow: bool = True  # without bpm or map: follow the drummer's tempo where it moves
 
     def __post_init__(self) -> None:
         self._check()
@@ -70,9 +73,25 @@ class AnalyseOptions:
         from ..roles import parse_role_overrides
 
         if not isinstance(self.grid, str):
-            raise ParameterError(f"--grid {self.grid!r}: use 1/4, 1/8, 1/16, 1/32 or a triplet such as 1/8T")
-        parse_grid(self.grid)
-        self._set("swing_pct", check_swing(_number("--swing", self.swing_pct)))
+            raise ParameterError(f"--grid {self.grid!r}: use 1/4, 1/8, 1/16, 1/32, a triplet such as 1/8T, or auto")
+        if self.grid.strip().lower() == "auto":
+            self._set("grid", "auto")
+        else:
+            parse_grid(self.grid)
+        if isinstance(self.swing_pct, str) and self.swing_pct.strip().lower() == "auto":
+            self._set("swing_pct", None)
+        if self.swing_pct is not None:
+            self._set("swing_pct", check_swing(_number("--swing", self.swing_pct)))
+        for name in ("tempo_map", "click"):
+            if getattr(self, name) is not None:
+                self._set(name, Path(getattr(self, name)))
+        given = [flag for flag, value in (("--bpm", self.bpm), ("--tempo-map", self.tempo_map),
+                                          ("--click", self.click)) if value is not None]
+        if len(given) > 1:
+            raise ParameterError(f"{' and '.join(given)} each set the tempo: give one of them")
+        if self.grid_offset_s is not None and (self.tempo_map is not None or self.click is not None):
+            raise ParameterError("--grid-offset pins a fixed tempo's grid: a tempo map or a click places bar 1 itself")
+        self._set("follow", bool(self.follow))
         if self.bpm is not None:
             self._set("bpm", check_bpm(_number("--bpm", self.bpm)))
         if self.grid_offset_s is not None:

@@ -8,6 +8,7 @@ warnings for the user come back in the result.
 from __future__ import annotations
 
 import json
+from itertools import chain
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
@@ -21,19 +22,20 @@ Progress = Callable[[str, float], None]
 class AnalyseResult:
     """A session analysed: the stems as loaded, the analysis, and what the user should be told."""
 
-    session: Any  # beatfix.types.Session
+    session: Any  # beatfix.types.Session: the drum stems, analysed and edited
     analysis: Any  # beatfix.types.Analysis
     engine: str
     device: str
     warnings: tuple[str, ...] = ()  # about the inputs (padding, metadata not carried, ...)
     notes: tuple[str, ...] = ()  # one-time notes from the engine (CPU fallback)
     options: AnalyseOptions = AnalyseOptions()
+    untouched: tuple = ()  # stems written unchanged: clicks, instruments that are not drums
 
     def document(self) -> dict:
         """The ``report --json`` document."""
         from ..report import analysis_document
 
-        return analysis_document(self.analysis, self.session, grid_spec=self.options.grid)
+        return analysis_document(self.analysis, self.session, grid_spec=self.analysis.grid_spec)
 
 
 @dataclass(frozen=True)
@@ -62,13 +64,57 @@ def _load_and_analyse(paths: list[Path], options: AnalyseOptions, progress: Opti
     from ..audio_io import load_session
     from ..engine import choose_engine
 
+    from ..clicktrack import set_aside
+
+    tempo_map = read_tempo_map(options.tempo_map) if options.tempo_map is not None else None
     session, warnings = load_session(paths, roles=options.role_map())
+    session, untouched, clicks, aside_notes = set_aside(session)
+    if options.click is not None:
+        tempo_map = _click_map(options.click, clicks, untouched, session.sample_rate)
     choice = choose_engine(options.engine, options.device, model_path=options.model_dir)
     analysis = analyse_session(session, bpm=options.bpm, grid=options.grid, swing_pct=options.swing_pct,
                                flam_threshold_ms=options.flam_threshold_ms, judge=choice.judge,
-                               grid_offset_s=options.grid_offset_s, progress=progress)
-    return AnalyseResult(session, analysis, choice.name, choice.device, tuple(warnings), tuple(choice.notes),
-                         options)
+                               grid_offset_s=options.grid_offset_s, progress=progress, tempo_map=tempo_map,
+                               follow=options.follow)
+    return AnalyseResult(session, analysis, choice.name, choice.device, tuple(warnings) + tuple(aside_notes),
+                         tuple(choice.notes), options, untouched)
+
+
+def _grid_fit(analysis, *, force: bool) -> list[str]:
+    """Refuse to edit on a grid that does not fit the playing (see beatfix.fitcheck), unless forced."""
+    from ..errors import GridFitError
+
+    fit = analysis.fit
+    if fit is None or fit.fits:
+        return []
+    line = f"the grid does not fit the playing: {'; '.join(fit.reasons)}; {fit.suggestion}"
+    if not force:
+        raise GridFitError(line)
+    return [f"--force: editing anyway, though {line.split(': ', 1)[1].rsplit('; --force', 1)[0]}"]
+
+
+def read_tempo_map(path: Path):
+    from ..midi_io import read_tempo_map as read
+
+    return read(path)
+
+
+def _click_map(path: Path, clicks: Mapping, untouched: Sequence, sample_rate: int):
+    """The tempo map of ``--click``: a stem of the session (set aside as a click) or another file."""
+    from ..audio_io import read_stem
+    from ..clicktrack import analyse_click
+    from ..errors import InputError
+
+    for stem in untouched:
+        if stem.path is not None and stem.path.resolve() == Path(path).resolve() and stem.name in clicks:
+            return clicks[stem.name].tempo_map()
+    stem = read_stem(Path(path), role="click")
+    if stem.sample_rate != sample_rate:
+        raise InputError(f"--click {path}: {stem.sample_rate} Hz, the session is {sample_rate} Hz")
+    found = analyse_click(stem.mono(), stem.sample_rate)
+    if found is None:
+        raise InputError(f"--click {path}: no click found (a steady train of identical short blips)")
+    return found.tempo_map()
 
 
 def _daw_files(kinds, session, result) -> dict:
@@ -102,6 +148,7 @@ def align(stems: Sequence[Path | str], out_dir: Path | str | None, options: Alig
     from ..align import align_session, edits_document, flam_csv, flam_rows, hits_moved, render_stems, stem_entry
     from ..audio_io import prepare_output_dir, write_stems
     from ..errors import ParameterError
+    from ..report import tempo_map_document
     from .provenance import provenance
 
     options = options or AlignOptions()
@@ -116,6 +163,7 @@ def align(stems: Sequence[Path | str], out_dir: Path | str | None, options: Alig
     try:
         analysed = _load_and_analyse(paths, options.analyse_options(), progress)
         session, analysis = analysed.session, analysed.analysis
+        fit_notes = _grid_fit(analysis, force=options.force)
         if options.daw and not dry_run:
             from ..daw.session import check_linkable
 
@@ -136,7 +184,8 @@ def align(stems: Sequence[Path | str], out_dir: Path | str | None, options: Alig
             }
             # Stems are rendered and written one at a time, to temporary names; they and the
             # reports are renamed into place together at the end, or none of them is.
-            edited = render_stems(session, result.plan, drums=result.drums, progress=progress)
+            edited = chain(render_stems(session, result.plan, drums=result.drums, progress=progress),
+                           analysed.untouched)  # a click or a bass DI is written exactly as it came
             extra = {name: text.encode("utf-8") for name, text in reports.items()}
             extra.update(_daw_files(options.daw, session, result))
             written = list(write_stems(edited, out, extra=extra))
@@ -151,9 +200,15 @@ def align(stems: Sequence[Path | str], out_dir: Path | str | None, options: Alig
         "engine": analysed.engine,
         "device": analysed.device,
         "notes": list(analysed.notes),
-        "warnings": list(analysed.warnings),
+        "warnings": list(analysed.warnings) + fit_notes,
         "tempo_bpm": round(analysis.tempo_bpm, 3),
         "grid_offset_s": round(analysis.grid.offset_s, 6),
+        "grid": analysis.grid_spec,
+        "swing_pct": round(float(analysis.grid.swing_pct), 2),
+        "tempo_source": analysis.tempo_source,
+        "tempo_map": tempo_map_document(analysis),
+        "feel": analysis.feel.as_dict() if analysis.feel is not None else None,
+        "grid_fit": analysis.fit.as_dict() if analysis.fit is not None else None,
         "n_hits": len(analysis.hits),
         "n_edits": len(result.plan.edits),
         "n_hits_moved": hits_moved(result.plan, result.drums),
