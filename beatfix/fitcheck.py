@@ -43,6 +43,8 @@ BETTER_BY = 0.5
 TEMPO_QUANTILE = 90.0
 MIN_FAR_FOR_TEMPO = 0.05
 FEEL_TRUSTED_DRIFTING = 0.25
+SWING_REFUSED_PCT = 56.0  # a lighter swing may be straightened on purpose: reported, not refused
+FEEL_MARGIN = 0.10  # a swung or triplet feel that fits 10 % more of the playing than the grid used
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,16 @@ def _better_tempo(hits: Sequence[Hit], grid) -> tuple[float, float, float] | Non
     return min((f for f in fits if f[1] <= max(1.5 * best_dev, best_dev + 3.0)), key=lambda f: f[0])
 
 
+def _used_grid_score(feel, grid) -> float | None:
+    """The feel's score of the grid in use (its resolution and swing), when the feel measured it."""
+    if feel is None:
+        return None
+    for c in feel.candidates:
+        if c.steps_per_beat == grid.steps_per_beat and abs(c.swing_pct - grid.swing_pct) < 1.0:
+            return c.score
+    return None
+
+
 def check_fit(hits: Sequence[Hit], extras: Mapping[int, Sequence[Onset]], grid, *,
               candidates: Sequence[TempoCandidate], tempo_source: str, feel=None,
               grid_spec: str = "1/16") -> FitCheck:
@@ -154,6 +166,11 @@ def check_fit(hits: Sequence[Hit], extras: Mapping[int, Sequence[Onset]], grid, 
     if (collisions + order) > MAX_CONFLICTS * n:
         reasons.append(f"{collisions} strokes would share a slot with another of their drum, "
                        f"{order} hits would change order")
+    used = _used_grid_score(feel, grid)
+    if (feel is not None and used is not None and feel.score > used + FEEL_MARGIN
+            and (feel.kind == "triplet" or feel.swing_pct >= SWING_REFUSED_PCT)):
+        reasons.append(f"the playing is {feel.kind} ({feel.grid}" + (f" swing {feel.swing_pct:.0f} %" if
+                       feel.swing_pct != 50.0 else "") + f" fits {feel.score:.0%} of it, the grid used {used:.0%})")
     if stronger is not None:
         reasons.append(f"the tempo chosen ({candidates[0].bpm:.1f} BPM) is much weaker in the audio than "
                        f"{stronger.bpm:.1f} BPM")
