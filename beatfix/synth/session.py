@@ -56,7 +56,8 @@ from .kits import TOMS, Kit
 from .mics import MAX_CHANNELS, MicSetup, random_mics
 from .render import drum_tracks, render_mics, velocity_gain_db
 from ..midi_io import tempo_map_midi_bytes
-from .timeline import Timeline, grid_resolution, resolve_timeline, truth_tempo_map
+from .timeline import (METERS, TEMPO_CURVES, Timeline, grid_resolution, parse_meter, resolve_timeline,
+                       truth_tempo_map)
 
 TRUTH_VERSION = 1
 TEMPO_MAP_FILE = "tempo_map.mid"
@@ -143,12 +144,22 @@ class SessionSpec:
 def random_spec(rng: np.random.Generator, *, sample_rates: Sequence[int] = SAMPLE_RATES,
                 bpm_range: tuple[float, float] = (60.0, 200.0), spread_ms_range: tuple[float, float] = (3.0, 30.0),
                 channels_range: tuple[int, int] = (2, 16), duration_s: float = 20.0,
-                styles: Sequence[str] = STYLES, kit: str = "procedural", idle_tom_rate: float = 0.0) -> SessionSpec:
+                styles: Sequence[str] = STYLES, kit: str = "procedural", idle_tom_rate: float = 0.0,
+                tempo_curves: Sequence[str] = ("steady",), meters: Sequence[str] = ("4/4",),
+                feels: Sequence[str | None] = (None,), count_in_rate: float = 0.0) -> SessionSpec:
     """Draw a spec; spreads are log-uniform so tight and sloppy drummers are equally common per octave.
 
     ``idle_tom_rate``: the share of sessions whose drummer leaves some of the
     toms set up unplayed (drawn from the spec's own seed, so the other draws do
     not depend on it).
+
+    Musical time, each drawn per session from the choices given (from the
+    spec's own seed too, so the defaults draw exactly what they always did):
+    ``tempo_curves`` (:data:`~beatfix.synth.timeline.TEMPO_CURVES`),
+    ``meters`` (:data:`~beatfix.synth.timeline.METERS`, or ``"change"``: 4/4
+    turning into another meter mid-song), ``feels``
+    (:data:`~beatfix.synth.timeline.FEELS`, or None for the style's own) and
+    ``count_in_rate`` (the share of sessions with a one-bar count-in).
     """
     lo, hi = spread_ms_range
     if not 0.0 < lo <= hi:
@@ -176,7 +187,37 @@ def random_spec(rng: np.random.Generator, *, sample_rates: Sequence[int] = SAMPL
     own = np.random.default_rng([spec.seed, 5])
     if spec.n_toms > 0 and own.random() < idle_tom_rate:
         spec = replace(spec, toms_played=int(own.integers(0, spec.n_toms)))
+    if tuple(tempo_curves) != ("steady",) or tuple(meters) != ("4/4",) or tuple(feels) != (None,) or count_in_rate:
+        spec = replace(spec, **_draw_musical_time(np.random.default_rng([spec.seed, 7]), spec, tempo_curves, meters,
+                                                  feels, count_in_rate))
     return spec
+
+
+def _draw_musical_time(rng: np.random.Generator, spec: SessionSpec, tempo_curves: Sequence[str],
+                       meters: Sequence[str], feels: Sequence[str | None], count_in_rate: float) -> dict:
+    for name in tempo_curves:
+        if name not in TEMPO_CURVES:
+            raise ParameterError(f"tempo curve {name!r}: use one of {', '.join(TEMPO_CURVES)}")
+    for name in meters:
+        if name != "change":
+            parse_meter(name)
+    if not 0.0 <= count_in_rate <= 1.0:
+        raise ParameterError(f"count-in rate {count_in_rate:g}: use 0 to 1")
+    out: dict = {"tempo_curve": str(rng.choice(list(tempo_curves)))}
+    meter = str(rng.choice(list(meters)))
+    if meter == "change":
+        out["meter"], out["meter_change"] = "4/4", str(rng.choice([m for m in METERS if m != "4/4"]))
+    else:
+        out["meter"] = meter
+    feel = feels[int(rng.integers(len(feels)))]
+    eighths = any(m.endswith("/8") for m in (out["meter"], out.get("meter_change", "4/4")))
+    if eighths and (feel in ("shuffle", "triplet") or (feel is None and spec.style == "shuffle")):
+        feel = "straight"  # 6/8, 7/8 and 12/8 have no triplet grid of their own: played straight
+    out["feel"] = feel
+    if out["tempo_curve"] == "breathing":
+        out["breathing_pct"] = round(float(rng.uniform(2.0, 6.0)), 2)
+    out["count_in_bars"] = int(rng.random() < count_in_rate)
+    return out
 
 
 @dataclass(frozen=True, eq=False)

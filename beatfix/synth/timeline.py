@@ -176,8 +176,9 @@ def resolve_timeline(rng: np.random.Generator, *, style: str, bpm: float, durati
         raise ParameterError(f"swing {swing_pct:g} % with feel {feel!r}: swing is for the swing and shuffle feels")
     if curve not in TEMPO_CURVES:
         raise ParameterError(f"tempo curve {curve!r}: use one of {', '.join(TEMPO_CURVES)}")
-    if change_bar is None:
-        change_bar = int(rng.integers(max(2, est_bars // 3), max(3, 2 * est_bars // 3) + 1))
+    if change_bar is None:  # a sudden change mid-song; a ramp from early on
+        lo, hi = (1, max(1, est_bars // 3)) if curve == "ramp" else (max(2, est_bars // 3), max(3, 2 * est_bars // 3))
+        change_bar = int(rng.integers(lo, hi + 1))
     if change_bar < 1:
         raise ParameterError(f"tempo change at bar {change_bar}: use bar 1 or later")
     if to_bpm is None:
