@@ -226,3 +226,36 @@ def test_evaluation_measures_against_the_true_maps_slots(kit):
     # the oracle analysis is built on the same map grid
     oracle = ev.oracle_analysis(truth)
     assert max(abs(h.deviation_ms) for h in oracle.hits) < 0.45 * 125.0
+
+
+def test_cli_renders_musical_time_and_refuses_unknown_values(tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from beatfix.cli.synth import register
+
+    app = typer.Typer()
+    register(app)
+
+    @app.callback()
+    def _root() -> None:
+        pass
+
+    out = tmp_path / "data"
+    args = ["synth", str(out), "--sessions", "2", "--duration-s", "6", "--sample-rate", "44100", "--channels-max", "4",
+            "--tempo-curve", "change", "--meter", "7/8", "--feel", "swing", "--count-in", "--seed", "9"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    for i in range(2):
+        folder = out / f"session_{i:04d}"
+        truth = json.loads((folder / "truth.json").read_text())
+        assert truth["tempo_curve"] == "change" and truth["meter"] == ["7/8"] and truth["feel"] == "swing"
+        assert truth["count_in_bars"] == 1 and 54.0 <= truth["swing_pct"] <= 62.0
+        back = read_tempo_map(folder / "tempo_map.mid")
+        assert [m.label for m in back.meters] == ["7/8"]
+    for bad in (["--meter", "9/8"], ["--tempo-curve", "wobbly"], ["--feel", "bossa"]):
+        r = CliRunner().invoke(app, ["synth", str(tmp_path / "x"), *bad])
+        assert isinstance(r.exception, ParameterError), bad
+    assert not (tmp_path / "x").exists()
+    help_text = CliRunner().invoke(app, ["synth", "--help"]).output
+    assert "--tempo-curve" in help_text and "--count-in" in help_text

@@ -23,6 +23,17 @@ Truth (``truth.json``, version 1)::
 * ``slot`` counts grid steps (1/16 notes, or 1/8 triplets when
   ``steps_per_beat`` is 3) from ``grid_offset_s``; ``grid_time_s`` is
   ``beatfix.grid.Grid(bpm, grid_offset_s, steps_per_beat, swing_pct).slot_time(slot)``.
+* A spec with musical time (:attr:`SessionSpec.musical_time`: a tempo curve,
+  another meter, a feel, a count-in) adds ``tempo_map`` (``positions_q``,
+  ``times_s``, ``meters``: ``[q, numerator, denominator]``; see
+  :func:`beatfix.synth.timeline.truth_tempo_map`), ``grid_resolution``,
+  ``tempo_curve``, ``feel``, ``meter`` (labels), ``count_in_bars``,
+  ``bpm_start`` and ``bpm_end``; ``bpm`` is then the median tempo,
+  ``grid_offset_s`` the time of bar 1, ``beats_per_bar`` the first meter's
+  numerator, and ``grid_time_s`` is ``MapGrid(tempo_map, steps_per_beat,
+  swing_pct, (0, duration_s)).slot_time(slot)`` (count-in slots are negative).
+  :func:`write_session` writes the map as ``tempo_map.mid`` beside the truth
+  (a constant map at ``bpm`` for a fixed-tempo session).
 * ``performed_time_s == onset_sample / sample_rate`` exactly; sample 0 of
   the one-shot (its attack) sits at ``onset_sample``.
 * A drum's onset in channel ``c`` of a stem is exactly
