@@ -259,3 +259,33 @@ def test_cli_renders_musical_time_and_refuses_unknown_values(tmp_path):
     assert not (tmp_path / "x").exists()
     help_text = CliRunner().invoke(app, ["synth", "--help"]).output
     assert "--tempo-curve" in help_text and "--count-in" in help_text
+
+
+def test_every_meter_feel_and_curve_plays_on_its_map():
+    from beatfix.synth import perform
+    from beatfix.synth.timeline import FEELS, METERS, TEMPO_CURVES, resolve_timeline
+
+    drums = ["kick", "snare", "hat", "hat_open", "ride", "crash", "tom_high", "tom_low"]
+    played = 0
+    for i, (meter, feel, curve) in enumerate((m, f, c) for m in METERS for f in FEELS for c in TEMPO_CURVES):
+        kwargs = dict(style="rock", bpm=110.0, duration_s=9.0, curve=curve, to_bpm=None, change_bar=None,
+                      ramp_bars=None, depth_pct=5.0, meter=meter, meter_change=None, meter_change_bar=None,
+                      feel=feel, swing_pct=None, count_in_bars=i % 2)
+        if feel in ("shuffle", "triplet") and meter.endswith("/8"):
+            with pytest.raises(ParameterError):
+                resolve_timeline(np.random.default_rng(i), **kwargs)
+            continue
+        timeline = resolve_timeline(np.random.default_rng(i), **kwargs)
+        perf = perform(np.random.default_rng([i, 1]), style="rock", bpm=110.0, duration_s=9.0, spread_ms=12.0,
+                       sample_rate=SR, drums=drums, timeline=timeline)
+        grid = perf.grid
+        slots = np.array([n.slot for n in perf.notes])
+        assert np.array_equal(grid.slot_time(slots), [n.grid_time_s for n in perf.notes])
+        kick_downbeats = {grid.label(n.slot).split("|")[0] for n in perf.notes
+                          if n.drum == "kick" and grid.label(n.slot).endswith("|1|000")}
+        bars = {grid.label(s).split("|")[0] for s in slots if s >= 0}
+        assert kick_downbeats == bars, (meter, feel, curve)
+        assert sum(s < 0 for s in slots) == (i % 2) * round(grid.tempo_map.meters[0].bar_q
+                                                            / grid.tempo_map.meters[0].beat_q)
+        played += 1
+    assert played == len(METERS) * len(TEMPO_CURVES) * len(FEELS) - 3 * 2 * len(TEMPO_CURVES)

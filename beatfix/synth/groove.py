@@ -5,6 +5,13 @@ The score is written on a :class:`beatfix.grid.Grid`: 1/16 steps
 (``steps_per_beat = 3``) for the shuffle. Slot 0 is the first downbeat, at a
 non-zero lead-in, so the grid's phase is never 0.
 
+With a :class:`~beatfix.synth.timeline.Timeline` (tempo curve, meters, feel,
+count-in) the score is written on a :class:`beatfix.grid.MapGrid` of the true
+tempo map instead: the styles' own 4/4 grooves when the meter is 4/4 and the
+feel is the style's grid, else :mod:`beatfix.synth.meter_groove`'s grooves for
+any meter and subdivision; a count-in sits on negative slots. The timing model
+below plays on top of either, its per-beat terms counted in quarter notes.
+
 Timing model (``spread_ms`` is roughly two standard deviations of the total
 timing error: 3 ms is tight, 30 ms sloppy):
 
