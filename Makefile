@@ -11,7 +11,7 @@ STAMP      := $(VENV)/.beatfix-installed
 DEMO_OUT   ?= demo_out
 PYTEST_ARGS ?= -n 2
 
-.PHONY: install demo test bench bench-speed bench-sloppy bench-flams clean
+.PHONY: install demo test bench bench-speed bench-sloppy bench-flams bench-time clean
 
 install: $(STAMP)
 
@@ -40,6 +40,9 @@ bench-sloppy: install
 
 bench-flams: install
 	$(BIN)/python benchmarks/flams.py --sessions 12
+
+bench-time: install
+	$(BIN)/python benchmarks/musical_time.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) $(DEMO_OUT)-timing.png build *.egg-info .pytest_cache

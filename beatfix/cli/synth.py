@@ -20,11 +20,22 @@ with bleed, overheads, room with reverb) and written as stems plus truth.json:
 every hit's grid time, performed time and onset sample, and every drum's gain
 and delay in every channel.
 
+Musical time: by default every session is one fixed tempo in 4/4 with the
+style's own feel. --tempo-curve, --meter, --feel and --count-in add tempo
+ramps, breathing and sudden changes, odd meters and meter changes, swing,
+shuffle and triplet feels, and a bar of hats before bar 1 ("random" draws
+one per session). Those sessions write the true tempo map into truth.json
+("tempo_map": anchors in quarter notes and seconds, and the meters); every
+session also gets tempo_map.mid, its conductor track as a MIDI file.
+
 \b
 Examples:
   beatfix synth data/train --sessions 500 --seed 1
   beatfix synth data/val --sessions 50 --seed 2 --kit kits/rumpf_kit_z01 --format flac
   beatfix synth bench/ --sessions 20 --kit benchmarks/kits/fluidgm --ideal --sample-rate 48000
+  beatfix synth maps/ --sessions 20 --tempo-curve random --meter random --count-in
+  beatfix synth shuffles/ --sessions 10 --feel shuffle --bpm-min 90 --bpm-max 140
+  beatfix synth odd/ --sessions 10 --meter 7/8 --tempo-curve change
 """
 
 _SAMPLE_RATES = {"auto": (44100, 48000, 96000), "44100": (44100,), "48000": (48000,), "96000": (96000,)}
@@ -39,6 +50,28 @@ def _range(name: str, low: float, high: float) -> tuple[float, float]:
     if low > high:
         raise ParameterError(f"{name}: minimum {low:g} is above maximum {high:g}")
     return (low, high)
+
+
+def _musical_time(tempo_curve: str, meter: str, feel: str, count_in: bool) -> dict:
+    """The ``draw_specs`` choices of the musical-time options; "random" offers every value."""
+    from ..errors import ParameterError
+    from ..synth.timeline import FEELS, METERS, TEMPO_CURVES
+
+    curve = tempo_curve.strip().lower()
+    if curve != "random" and curve not in TEMPO_CURVES:
+        raise ParameterError(f"--tempo-curve {tempo_curve}: use {', '.join(TEMPO_CURVES)} or random")
+    m = meter.strip().lower()
+    if m != "random" and m != "change" and m not in METERS:
+        raise ParameterError(f"--meter {meter}: use {', '.join(METERS)}, change or random")
+    f = feel.strip().lower()
+    if f not in ("style", "random") and f not in FEELS:
+        raise ParameterError(f"--feel {feel}: use style, {', '.join(FEELS)} or random")
+    return {
+        "tempo_curves": TEMPO_CURVES if curve == "random" else (curve,),
+        "meters": (*METERS, "change") if m == "random" else (m,),
+        "feels": (None, *FEELS) if f == "random" else ((None,) if f == "style" else (f,)),
+        "count_in_rate": 1.0 if count_in else 0.0,
+    }
 
 
 def register(app: typer.Typer) -> None:
@@ -71,6 +104,19 @@ def register(app: typer.Typer) -> None:
         fill_missing: bool = typer.Option(True, "--fill-missing/--no-fill-missing",
                                           help="Play drums a --kit folder lacks (hats, toms, cymbals) "
                                                "with the procedural kit."),
+        tempo_curve: str = typer.Option("steady", "--tempo-curve",
+                                        help="steady, ramp (10-20 % up or down over the song), breathing "
+                                             "(slow ±2-6 % swells over bars), change (10-20 % jump at a bar "
+                                             "mid-song) or random."),
+        meter: str = typer.Option("4/4", "--meter",
+                                  help="2/4, 3/4, 4/4, 5/4, 6/8, 7/8, 12/8, change (4/4 turning into another "
+                                       "meter mid-song) or random."),
+        feel: str = typer.Option("style", "--feel",
+                                 help="style (each style's own: triplets for the shuffle, sometimes swung funk), "
+                                      "straight, swing (swung 16ths 54-62 %), shuffle (swung 8ths 60-66 %), "
+                                      "triplet (1/8T) or random."),
+        count_in: bool = typer.Option(False, "--count-in/--no-count-in",
+                                      help="A bar of closed hats on the beats before bar 1."),
         force: bool = typer.Option(False, "--force", help="Write into OUT_DIR even if it is not empty."),
         progress: Optional[bool] = typer.Option(None, "--progress/--no-progress",
                                                 help="Show a progress bar (default: when stdout is a terminal)."),
@@ -100,7 +146,8 @@ def register(app: typer.Typer) -> None:
 
         # Everything is validated (options, then the kit) before anything is written.
         specs = draw_specs(sessions, seed=seed, sample_rates=rates, duration_s=duration_s, bpm_range=bpm_range,
-                           spread_ms_range=spread_range, channels_range=channels_range, idle_tom_rate=idle_tom_rate)
+                           spread_ms_range=spread_range, channels_range=channels_range, idle_tom_rate=idle_tom_rate,
+                           **_musical_time(tempo_curve, meter, feel, count_in))
         kit_for_rate(rates[0])
         if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
             raise OutputError(MSG_NOT_EMPTY.format(out=out_dir))

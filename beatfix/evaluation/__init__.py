@@ -27,7 +27,8 @@ analysis built from the truth (:func:`oracle_analysis`).
 Stems are mappings ``stem name -> (n_channels, n_samples)`` arrays; ``truth``
 is the ``truth.json`` document of :mod:`beatfix.synth.session`.
 
-The code lives in submodules, all re-exported here: :mod:`.truth` (which
+The code lives in submodules, all re-exported here: :mod:`.truth` (the true
+grid, a :class:`~beatfix.grid.MapGrid` when the truth has a tempo map; which
 stems own which drums, delays, expected times), :mod:`.matching` (high-pass
 and normalised cross-correlation), :mod:`.locate` (:class:`Locator`,
 :class:`Landing`, :func:`residual_summary`), :mod:`.phase`
@@ -37,7 +38,8 @@ and normalised cross-correlation), :mod:`.locate` (:class:`Locator`,
 :func:`oracle_analysis`).
 """
 
-from .truth import OWN_WITHIN_DB, OWN_CLEAR_DB, FOLLOWER_ROLES, close_stems, own_drums, own_stems, expected_times_s
+from .truth import (OWN_WITHIN_DB, OWN_CLEAR_DB, FOLLOWER_ROLES, close_stems, own_drums, own_stems, expected_times_s,
+                    truth_grid, truth_step_s)
 from .matching import HIGHPASS_HZ, highpass, ncc_curve, find_template
 from .locate import (
     ATTACK_MS, MIN_MATCH, MIN_MATCH_REL, MEASURABLE_MATCH, MASKED_WITHIN_DB, CALIBRATE_MS, ECHO_MIN, ECHO_REL,
@@ -54,6 +56,7 @@ from .quality import analysis_quality, quality_rates, oracle_analysis
 
 __all__ = [
     "OWN_WITHIN_DB", "OWN_CLEAR_DB", "FOLLOWER_ROLES", "close_stems", "own_drums", "own_stems", "expected_times_s",
+    "truth_grid", "truth_step_s",
     "HIGHPASS_HZ", "highpass", "ncc_curve", "find_template", "ATTACK_MS", "MIN_MATCH", "MIN_MATCH_REL",
     "MEASURABLE_MATCH", "MASKED_WITHIN_DB", "CALIBRATE_MS", "ECHO_MIN", "ECHO_REL", "ECHO_APART_MS",
     "MAX_SEARCH_MS", "Landing", "search_samples", "shot_template", "Locator", "residual_summary", "overhead_lags",

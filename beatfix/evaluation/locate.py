@@ -9,7 +9,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .matching import _Bank, _echoes, _peak, find_template, highpass, ncc_curve
-from .truth import _channel, _delay, _measuring_channel, expected_times_s, own_stems
+from .truth import _channel, _delay, _measuring_channel, expected_times_s, own_stems, truth_step_s
 
 ATTACK_MS = 8.0
 MIN_MATCH = 0.3  # normalised correlation below this: the hit is not where it should be...
@@ -62,7 +62,7 @@ class Landing:
 
 def search_samples(truth: Mapping, search_ms: float | None = None) -> int:
     """Half a grid step (at most :data:`MAX_SEARCH_MS`), in samples."""
-    step_s = 60.0 / truth["bpm"] / truth["steps_per_beat"]
+    step_s = truth_step_s(truth)
     s = search_ms / 1000.0 if search_ms else min(0.5 * step_s, MAX_SEARCH_MS / 1000.0)
     return int(round(s * truth["sample_rate"]))
 
@@ -122,7 +122,7 @@ class Locator:
         sr = self.sr
         self.n_att = int(round(ATTACK_MS / 1000.0 * sr))
         self.search = search_samples(truth, search_ms)
-        self.step = int(round(60.0 / truth["bpm"] / truth["steps_per_beat"] * sr))
+        self.step = int(round(truth_step_s(truth) * sr))
         self.near = near = max(2, int(round(CALIBRATE_MS / 1000.0 * sr)))
         self.apart = max(2, int(round(ECHO_APART_MS / 1000.0 * sr)))
         bank = _Bank(input_stems, sr)

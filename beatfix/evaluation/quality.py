@@ -7,9 +7,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..grid import Grid
 from ..types import Analysis, Hit, MicDelay, Onset, TempoCandidate
-from .truth import FOLLOWER_ROLES, _delay, close_stems, own_drums, own_stems
+from .truth import FOLLOWER_ROLES, _delay, close_stems, own_drums, own_stems, truth_grid
 
 
 # ----------------------------------------------------------------------------- analysis quality
@@ -121,8 +120,7 @@ def oracle_analysis(truth: Mapping) -> Analysis:
     largest of its drums'.
     """
     sr = float(truth["sample_rate"])
-    grid = Grid(bpm=float(truth["bpm"]), offset_s=float(truth["grid_offset_s"]),
-                steps_per_beat=float(truth["steps_per_beat"]), swing_pct=float(truth["swing_pct"]))
+    grid = truth_grid(truth)
     delays, delay_s = [], {}
     for ch in truth["channels"]:
         if ch["role"] in FOLLOWER_ROLES:

@@ -1,4 +1,4 @@
-"""Truth helpers: which close stems own which drums, mic delays, where each hit belongs."""
+"""Truth helpers: the true grid, which close stems own which drums, mic delays, where each hit belongs."""
 
 from __future__ import annotations
 
@@ -7,12 +7,35 @@ from typing import Mapping
 
 import numpy as np
 
+from ..grid import Grid, MapGrid
+
 OWN_WITHIN_DB = 10.0  # a close stem's own drums are this close to its loudest drum...
 OWN_CLEAR_DB = 15.0  # ...and this far above every other drum (bleed is 20-35 dB down)
 FOLLOWER_ROLES = ("overhead", "room", "other")
 
 
 # ----------------------------------------------------------------------------- truth helpers
+
+
+def truth_grid(truth: Mapping) -> Grid | MapGrid:
+    """The session's true grid: a :class:`MapGrid` of its tempo map when the truth has one (tempo curves,
+    meters, count-ins), else the fixed :class:`Grid` of ``bpm`` and ``grid_offset_s``, exactly as before."""
+    if "tempo_map" not in truth:
+        return Grid(bpm=float(truth["bpm"]), offset_s=float(truth["grid_offset_s"]),
+                    steps_per_beat=float(truth["steps_per_beat"]), swing_pct=float(truth.get("swing_pct", 50.0)))
+    from ..synth.timeline import truth_tempo_map
+
+    return MapGrid(truth_tempo_map(truth), steps_per_beat=float(truth["steps_per_beat"]),
+                   swing_pct=float(truth.get("swing_pct", 50.0)), span_s=(0.0, float(truth["duration_s"])))
+
+
+def truth_step_s(truth: Mapping) -> float:
+    """The session's shortest grid step: at its fastest tempo when the tempo moves (half of it is how far
+    a hit may sit from its slot before it is nearer another)."""
+    if "tempo_map" not in truth:
+        return 60.0 / truth["bpm"] / truth["steps_per_beat"]
+    grid = truth_grid(truth)
+    return float(np.min(grid.step_at(np.linspace(0.0, float(truth["duration_s"]), 1024))))
 
 
 def close_stems(truth: Mapping) -> list[dict]:

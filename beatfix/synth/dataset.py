@@ -17,13 +17,20 @@ from .session import (SAMPLE_RATES, SessionSpec, check_format, random_spec, rend
 def draw_specs(n_sessions: int, *, seed: int, sample_rates: Sequence[int] = SAMPLE_RATES,
                duration_s: float = 20.0, bpm_range: tuple[float, float] = (60.0, 200.0),
                spread_ms_range: tuple[float, float] = (3.0, 30.0),
-               channels_range: tuple[int, int] = (2, 16), idle_tom_rate: float = 0.0) -> list[SessionSpec]:
-    """The specs of a dataset, drawn from one seed; drawing all first validates every option before any writing."""
+               channels_range: tuple[int, int] = (2, 16), idle_tom_rate: float = 0.0,
+               tempo_curves: Sequence[str] = ("steady",), meters: Sequence[str] = ("4/4",),
+               feels: Sequence[str | None] = (None,), count_in_rate: float = 0.0) -> list[SessionSpec]:
+    """The specs of a dataset, drawn from one seed; drawing all first validates every option before any writing.
+
+    The musical-time choices are those of :func:`~beatfix.synth.session.random_spec`; their defaults draw
+    the fixed-tempo 4/4 sessions the same seed always drew.
+    """
     if n_sessions < 1:
         raise ParameterError(f"--sessions {n_sessions}: use 1 or more")
     rng = np.random.default_rng(seed)
     return [random_spec(rng, sample_rates=sample_rates, bpm_range=bpm_range, spread_ms_range=spread_ms_range,
-                        channels_range=channels_range, duration_s=duration_s, idle_tom_rate=idle_tom_rate)
+                        channels_range=channels_range, duration_s=duration_s, idle_tom_rate=idle_tom_rate,
+                        tempo_curves=tempo_curves, meters=meters, feels=feels, count_in_rate=count_in_rate)
             for _ in range(n_sessions)]
 
 

@@ -5,6 +5,13 @@ The score is written on a :class:`beatfix.grid.Grid`: 1/16 steps
 (``steps_per_beat = 3``) for the shuffle. Slot 0 is the first downbeat, at a
 non-zero lead-in, so the grid's phase is never 0.
 
+With a :class:`~beatfix.synth.timeline.Timeline` (tempo curve, meters, feel,
+count-in) the score is written on a :class:`beatfix.grid.MapGrid` of the true
+tempo map instead: the styles' own 4/4 grooves when the meter is 4/4 and the
+feel is the style's grid, else :mod:`beatfix.synth.meter_groove`'s grooves for
+any meter and subdivision; a count-in sits on negative slots. The timing model
+below plays on top of either, its per-beat terms counted in quarter notes.
+
 Timing model (``spread_ms`` is roughly two standard deviations of the total
 timing error: 3 ms is tight, 30 ms sloppy):
 
@@ -26,13 +33,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Collection
+from typing import TYPE_CHECKING, Collection
 
 import numpy as np
 
 from ..errors import ParameterError
-from ..grid import Grid
+from ..grid import Grid, MapGrid
 from .kits import TOMS
+
+if TYPE_CHECKING:
+    from .timeline import Timeline
 
 STYLES = ("rock", "funk", "halftime", "shuffle")
 BEATS_PER_BAR = 4
@@ -58,7 +68,7 @@ class Note:
 @dataclass(frozen=True)
 class Performance:
     notes: tuple[Note, ...]  # sorted by performed time
-    grid: Grid
+    grid: Grid | MapGrid  # a MapGrid of the true tempo map when the performance has musical time
     style: str
     n_bars: int
     spread_ms: float
@@ -110,10 +120,15 @@ def _order(note: Note) -> tuple[float, str]:
 
 def perform(rng: np.random.Generator, *, style: str, bpm: float, duration_s: float, spread_ms: float,
             sample_rate: int, drums: Collection[str], lead_in_s: float | None = None,
-            flam_rate: float = 0.05, tail_s: float = 0.6, limb_ms: float = 1.5) -> Performance:
+            flam_rate: float = 0.05, tail_s: float = 0.6, limb_ms: float = 1.5,
+            timeline: "Timeline | None" = None) -> Performance:
     """Write and play a groove of ``style`` lasting up to ``duration_s - tail_s``.
 
     ``drums`` limits the kit pieces used (the kit's drums, minus toms not set up).
+    With a ``timeline`` (tempo curve, meters, feel, count-in) the score is
+    written on a :class:`~beatfix.grid.MapGrid` of its tempo map and
+    ``lead_in_s`` is where the count-in (or bar 1) starts; without one, the
+    fixed-tempo 4/4 performance exactly as it always was.
     """
     if style not in STYLES:
         raise ParameterError(f"unknown style {style!r}: use one of {', '.join(STYLES)}")
@@ -122,6 +137,10 @@ def perform(rng: np.random.Generator, *, style: str, bpm: float, duration_s: flo
     if "kick" not in drums or "snare" not in drums:
         raise ParameterError("a groove needs at least a kick and a snare")
     lead_in_s = float(rng.uniform(0.2, 1.0)) if lead_in_s is None else float(lead_in_s)
+    if timeline is not None:
+        return _perform_timed(rng, timeline, style=style, duration_s=duration_s, spread_ms=spread_ms,
+                              sample_rate=sample_rate, drums=drums, lead_in_s=lead_in_s, flam_rate=flam_rate,
+                              tail_s=tail_s, limb_ms=limb_ms)
     steps_per_beat = 3 if style == "shuffle" else 4
     swing_pct = float(rng.uniform(54.0, 62.0)) if style == "funk" and rng.random() < 0.3 else 50.0
     grid = Grid(bpm=float(bpm), offset_s=lead_in_s, steps_per_beat=steps_per_beat, swing_pct=swing_pct)
@@ -134,6 +153,39 @@ def perform(rng: np.random.Generator, *, style: str, bpm: float, duration_s: flo
     slot_times = grid.slot_time(np.array([e.slot for e in events]))
     keep = slot_times <= end_s
     events = [e for e, k in zip(events, keep) if k]
+    notes = _humanize(rng, events, grid, spread_ms, sample_rate, limb_ms)
+    return Performance(notes=tuple(notes), grid=grid, style=style, n_bars=n_bars,
+                       spread_ms=float(spread_ms), sample_rate=int(sample_rate))
+
+
+def _perform_timed(rng: np.random.Generator, timeline: "Timeline", *, style: str, duration_s: float,
+                   spread_ms: float, sample_rate: int, drums: Collection[str], lead_in_s: float, flam_rate: float,
+                   tail_s: float, limb_ms: float) -> Performance:
+    from .meter_groove import MeterScore, count_in_events
+
+    end_s = duration_s - tail_s
+    tempo_map = timeline.tempo_map(lead_in_s=lead_in_s, end_s=duration_s)
+    spb = timeline.steps_per_beat
+    grid = MapGrid(tempo_map, steps_per_beat=spb, swing_pct=timeline.swing_pct, span_s=(0.0, duration_s))
+    if end_s <= grid.offset_s:
+        raise ParameterError(f"duration {duration_s:g} s is too short for a {lead_in_s:.2f} s lead-in "
+                             f"and {timeline.count_in_bars} bar(s) of count-in")
+    starts = tempo_map.bar_starts_q(0.0, float(tempo_map.position_at(end_s)))
+    starts = starts[(starts >= -1e-9) & (np.asarray(tempo_map.time_at(starts)) < end_s)]
+    n_bars = max(1, int(starts.size))
+    plain = all((n, d) == (4, 4) for _, n, d in timeline.meters) and spb == (3 if style == "shuffle" else 4)
+    if plain:  # the styles' own 4/4 grooves, as on a fixed tempo
+        events = _Score(rng, style, timeline.bpm, set(drums), flam_rate).write(n_bars)
+    else:
+        bars, base = [], 0
+        for q in starts[:n_bars]:
+            m = tempo_map.meter_at(float(q))
+            bars.append((m.numerator, m.denominator, base))
+            base += int(round(m.bar_q * spb))
+        events = MeterScore(rng, style, timeline.bpm, set(drums), flam_rate, spb).write(bars)
+    events = count_in_events(rng, tempo_map.meters[0], spb, timeline.count_in_bars, set(drums)) + events
+    slot_times = np.asarray(grid.slot_time(np.array([e.slot for e in events])))
+    events = [e for e, t in zip(events, slot_times) if t <= end_s]
     notes = _humanize(rng, events, grid, spread_ms, sample_rate, limb_ms)
     return Performance(notes=tuple(notes), grid=grid, style=style, n_bars=n_bars,
                        spread_ms=float(spread_ms), sample_rate=int(sample_rate))
@@ -267,14 +319,16 @@ def _limb(drum: str, slot: int) -> str:
     return "right_hand" if slot % 2 == 0 else "left_hand"  # toms: hand to hand
 
 
-def _humanize(rng: np.random.Generator, events: list[_Event], grid: Grid, spread_ms: float,
+def _humanize(rng: np.random.Generator, events: list[_Event], grid: Grid | MapGrid, spread_ms: float,
               sample_rate: int, limb_ms: float = 1.5) -> list[Note]:
     sigma_s = spread_ms / 2000.0
     # Limb terms are small in absolute terms; the shared terms carry the rest of the variance.
     limb_sigma = min(limb_ms / 1000.0, sigma_s * math.sqrt(0.2))
     shared_sigma = math.sqrt(max(0.0, sigma_s * sigma_s - 2.0 * limb_sigma * limb_sigma))
     spb = int(grid.steps_per_beat)
-    n_beats = max(e.slot for e in events) // spb + 2 if events else 1
+    # Beats are counted from the first written slot: a count-in's slots are negative.
+    first = min(0, min(e.slot for e in events)) if events else 0
+    n_beats = (max(e.slot for e in events) - first) // spb + 2 if events else 1
     per_beat = rng.normal(0.0, shared_sigma * math.sqrt(0.58), n_beats)
     corr = math.exp(-1.0 / rng.uniform(8.0, 32.0))  # drift correlation over beats
     drift = np.empty(n_beats)
@@ -291,15 +345,15 @@ def _humanize(rng: np.random.Generator, events: list[_Event], grid: Grid, spread
     limbs = ("right_hand", "left_hand", "right_foot")
     per_limb_beat = {limb: rng.normal(0.0, limb_sigma, n_beats) for limb in limbs}
     stroke_sigma = limb_sigma
-    # A limb can't move a stroke past its neighbours: keep timing errors inside half a step.
-    limit_s = 0.45 * grid.step_s
     grid_times = grid.slot_time(np.array([e.slot for e in events]))
+    # A limb can't move a stroke past its neighbours: keep timing errors inside half a step (of the local tempo).
+    limits_s = 0.45 * np.asarray(grid.step_at(grid_times))
     mains: dict[tuple[int, str], float] = {}
     notes = []
-    for e, t_grid in zip(events, grid_times):
+    for e, t_grid, limit_s in zip(events, grid_times, limits_s):
         if e.grace:
             continue
-        beat = e.slot / spb
+        beat = (e.slot - first) / spb
         b0 = int(beat)
         drift_s = drift[b0] + (drift[min(b0 + 1, n_beats - 1)] - drift[b0]) * (beat - b0)
         limb = per_limb_beat[_limb(e.drum, e.slot)][b0]

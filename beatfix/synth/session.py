@@ -23,6 +23,17 @@ Truth (``truth.json``, version 1)::
 * ``slot`` counts grid steps (1/16 notes, or 1/8 triplets when
   ``steps_per_beat`` is 3) from ``grid_offset_s``; ``grid_time_s`` is
   ``beatfix.grid.Grid(bpm, grid_offset_s, steps_per_beat, swing_pct).slot_time(slot)``.
+* A spec with musical time (:attr:`SessionSpec.musical_time`: a tempo curve,
+  another meter, a feel, a count-in) adds ``tempo_map`` (``positions_q``,
+  ``times_s``, ``meters``: ``[q, numerator, denominator]``; see
+  :func:`beatfix.synth.timeline.truth_tempo_map`), ``grid_resolution``,
+  ``tempo_curve``, ``feel``, ``meter`` (labels), ``count_in_bars``,
+  ``bpm_start`` and ``bpm_end``; ``bpm`` is then the median tempo,
+  ``grid_offset_s`` the time of bar 1, ``beats_per_bar`` the first meter's
+  numerator, and ``grid_time_s`` is ``MapGrid(tempo_map, steps_per_beat,
+  swing_pct, (0, duration_s)).slot_time(slot)`` (count-in slots are negative).
+  :func:`write_session` writes the map as ``tempo_map.mid`` beside the truth
+  (a constant map at ``bpm`` for a fixed-tempo session).
 * ``performed_time_s == onset_sample / sample_rate`` exactly; sample 0 of
   the one-shot (its attack) sits at ``onset_sample``.
 * A drum's onset in channel ``c`` of a stem is exactly
@@ -47,16 +58,20 @@ from typing import Collection, Mapping, Sequence
 
 import numpy as np
 
-from ..audio_io import prepare_output_dir, write_files, write_text_atomic
+from ..audio_io import prepare_output_dir, write_bytes_atomic, write_files, write_text_atomic
 from ..errors import ParameterError
-from ..grid import check_bpm
+from ..grid import MapGrid, check_bpm
 from ..types import Session, Stem
 from .groove import BEATS_PER_BAR, STYLES, Performance, on_grid_notes, perform
 from .kits import TOMS, Kit
 from .mics import MAX_CHANNELS, MicSetup, random_mics
 from .render import drum_tracks, render_mics, velocity_gain_db
+from ..midi_io import tempo_map_midi_bytes
+from .timeline import (METERS, TEMPO_CURVES, Timeline, grid_resolution, parse_meter, resolve_timeline,
+                       truth_tempo_map)
 
 TRUTH_VERSION = 1
+TEMPO_MAP_FILE = "tempo_map.mid"
 PEAK_DBFS = -3.0
 SAMPLE_RATES = (44100, 48000, 96000)
 
@@ -81,6 +96,36 @@ class SessionSpec:
     flam_rate: float = 0.05  # share of loud snare and tom strokes played as flams
     lead_in_s: float | None = None  # time of slot 0; drawn from 0.2-1.0 s when None
     mics: tuple[str, ...] | None = None  # fixed mic names (mics.MIC_NAMES); drawn to fit n_channels when None
+    # Musical time (see beatfix.synth.timeline). The defaults are the fixed-tempo 4/4 session of the style,
+    # rendered exactly as before these fields existed; anything else writes the true tempo map into the truth.
+    tempo_curve: str = "steady"  # steady, ramp, breathing or change
+    tempo_to_bpm: float | None = None  # ramp / change: the tempo after it (None: 10-20 % up or down, drawn)
+    tempo_change_bar: int | None = None  # ramp / change: the bar where it starts (None: drawn mid-song)
+    tempo_ramp_bars: int | None = None  # ramp: its length in bars (None: to the end)
+    breathing_pct: float = 5.0  # breathing: the tempo's largest deviation, +- percent
+    meter: str = "4/4"  # 2/4, 3/4, 4/4, 5/4, 6/8, 7/8 or 12/8
+    meter_change: str | None = None  # a second meter from meter_change_bar on
+    meter_change_bar: int | None = None  # None: mid-song
+    feel: str | None = None  # straight, swing (16ths), shuffle (swung 8ths), triplet (1/8T); None: the style's own
+    swing_pct: float | None = None  # swing / shuffle: None draws 54-62 % (swing) or 60-66 % (shuffle)
+    count_in_bars: int = 0  # bars of closed hats on the beats before bar 1
+
+    @property
+    def musical_time(self) -> bool:
+        """Whether any musical-time field differs from the fixed-tempo 4/4 default."""
+        return (self.tempo_curve != "steady" or self.meter != "4/4" or self.meter_change is not None
+                or self.feel is not None or self.swing_pct is not None or self.count_in_bars != 0)
+
+    def timeline(self) -> Timeline | None:
+        """The resolved musical time (drawn from the spec's own generator), or None for a plain session."""
+        if not self.musical_time:
+            return None
+        return resolve_timeline(np.random.default_rng([self.seed, 6]), style=self.style, bpm=self.bpm,
+                                duration_s=self.duration_s, curve=self.tempo_curve, to_bpm=self.tempo_to_bpm,
+                                change_bar=self.tempo_change_bar, ramp_bars=self.tempo_ramp_bars,
+                                depth_pct=self.breathing_pct, meter=self.meter, meter_change=self.meter_change,
+                                meter_change_bar=self.meter_change_bar, feel=self.feel, swing_pct=self.swing_pct,
+                                count_in_bars=self.count_in_bars)
 
     def __post_init__(self) -> None:
         check_bpm(self.bpm)
@@ -104,17 +149,28 @@ class SessionSpec:
             raise ParameterError(f"flam rate {self.flam_rate:g} is out of range: use 0 to 1")
         if self.lead_in_s is not None and not 0.0 <= self.lead_in_s < self.duration_s - 1.0:
             raise ParameterError(f"lead-in {self.lead_in_s:g} s: use 0 to the duration minus 1 s")
+        self.timeline()  # validates the musical-time fields
 
 
 def random_spec(rng: np.random.Generator, *, sample_rates: Sequence[int] = SAMPLE_RATES,
                 bpm_range: tuple[float, float] = (60.0, 200.0), spread_ms_range: tuple[float, float] = (3.0, 30.0),
                 channels_range: tuple[int, int] = (2, 16), duration_s: float = 20.0,
-                styles: Sequence[str] = STYLES, kit: str = "procedural", idle_tom_rate: float = 0.0) -> SessionSpec:
+                styles: Sequence[str] = STYLES, kit: str = "procedural", idle_tom_rate: float = 0.0,
+                tempo_curves: Sequence[str] = ("steady",), meters: Sequence[str] = ("4/4",),
+                feels: Sequence[str | None] = (None,), count_in_rate: float = 0.0) -> SessionSpec:
     """Draw a spec; spreads are log-uniform so tight and sloppy drummers are equally common per octave.
 
     ``idle_tom_rate``: the share of sessions whose drummer leaves some of the
     toms set up unplayed (drawn from the spec's own seed, so the other draws do
     not depend on it).
+
+    Musical time, each drawn per session from the choices given (from the
+    spec's own seed too, so the defaults draw exactly what they always did):
+    ``tempo_curves`` (:data:`~beatfix.synth.timeline.TEMPO_CURVES`),
+    ``meters`` (:data:`~beatfix.synth.timeline.METERS`, or ``"change"``: 4/4
+    turning into another meter mid-song), ``feels``
+    (:data:`~beatfix.synth.timeline.FEELS`, or None for the style's own) and
+    ``count_in_rate`` (the share of sessions with a one-bar count-in).
     """
     lo, hi = spread_ms_range
     if not 0.0 < lo <= hi:
@@ -142,7 +198,37 @@ def random_spec(rng: np.random.Generator, *, sample_rates: Sequence[int] = SAMPL
     own = np.random.default_rng([spec.seed, 5])
     if spec.n_toms > 0 and own.random() < idle_tom_rate:
         spec = replace(spec, toms_played=int(own.integers(0, spec.n_toms)))
+    if tuple(tempo_curves) != ("steady",) or tuple(meters) != ("4/4",) or tuple(feels) != (None,) or count_in_rate:
+        spec = replace(spec, **_draw_musical_time(np.random.default_rng([spec.seed, 7]), spec, tempo_curves, meters,
+                                                  feels, count_in_rate))
     return spec
+
+
+def _draw_musical_time(rng: np.random.Generator, spec: SessionSpec, tempo_curves: Sequence[str],
+                       meters: Sequence[str], feels: Sequence[str | None], count_in_rate: float) -> dict:
+    for name in tempo_curves:
+        if name not in TEMPO_CURVES:
+            raise ParameterError(f"tempo curve {name!r}: use one of {', '.join(TEMPO_CURVES)}")
+    for name in meters:
+        if name != "change":
+            parse_meter(name)
+    if not 0.0 <= count_in_rate <= 1.0:
+        raise ParameterError(f"count-in rate {count_in_rate:g}: use 0 to 1")
+    out: dict = {"tempo_curve": str(rng.choice(list(tempo_curves)))}
+    meter = str(rng.choice(list(meters)))
+    if meter == "change":
+        out["meter"], out["meter_change"] = "4/4", str(rng.choice([m for m in METERS if m != "4/4"]))
+    else:
+        out["meter"] = meter
+    feel = feels[int(rng.integers(len(feels)))]
+    eighths = any(m.endswith("/8") for m in (out["meter"], out.get("meter_change", "4/4")))
+    if eighths and (feel in ("shuffle", "triplet") or (feel is None and spec.style == "shuffle")):
+        feel = "straight"  # 6/8, 7/8 and 12/8 have no triplet grid of their own: played straight
+    out["feel"] = feel
+    if out["tempo_curve"] == "breathing":
+        out["breathing_pct"] = round(float(rng.uniform(2.0, 6.0)), 2)
+    out["count_in_bars"] = int(rng.random() < count_in_rate)
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -172,6 +258,7 @@ class _Plan:
     performance: Performance
     mics: MicSetup
     choices: tuple[tuple[int, int], ...]  # (layer, alternate) per note
+    timeline: Timeline | None = None
 
 
 def _plan(spec: SessionSpec, kit: Kit) -> _Plan:
@@ -186,10 +273,11 @@ def _plan(spec: SessionSpec, kit: Kit) -> _Plan:
         # A verse without fills: some toms are set up and mic'd but never hit, so their mics hear only bleed.
         order = np.random.default_rng([spec.seed, 4]).permutation(len(keep))
         idle = [keep[i] for i in sorted(order[:len(keep) - spec.toms_played])]
+    timeline = spec.timeline()
     performance = perform(np.random.default_rng([spec.seed, 1]), style=spec.style, bpm=spec.bpm,
                           duration_s=spec.duration_s, spread_ms=spec.spread_ms, sample_rate=spec.sample_rate,
                           drums=[d for d in drums if d not in idle], lead_in_s=spec.lead_in_s,
-                          flam_rate=spec.flam_rate, limb_ms=spec.limb_ms)
+                          flam_rate=spec.flam_rate, limb_ms=spec.limb_ms, timeline=timeline)
     mics = random_mics(np.random.default_rng([spec.seed, 2]), drums=sorted(set(performance.drums) | set(idle)),
                        sample_rate=spec.sample_rate, n_channels=spec.n_channels,
                        overheads_stereo_file=spec.overheads_stereo_file, room_stereo=spec.room_stereo,
@@ -205,7 +293,7 @@ def _plan(spec: SessionSpec, kit: Kit) -> _Plan:
             alt = (alt + 1 + int(rng.integers(n_alt - 1))) % n_alt  # no machine-gun repeats
         last[(note.drum, layer)] = alt
         choices.append((layer, alt))
-    return _Plan(performance, mics, tuple(choices))
+    return _Plan(performance, mics, tuple(choices), timeline)
 
 
 def _mix(plan: _Plan, kit: Kit, n_samples: int, solo: Collection[str] | None = None) -> dict[str, np.ndarray]:
@@ -301,12 +389,29 @@ def _truth(spec: SessionSpec, kit: Kit, plan: _Plan, norm_db: Mapping[str, float
         if mic.rt60_s is not None:
             entry["reverb"] = {"rt60_s": mic.rt60_s, "predelay_ms": mic.predelay_ms}
         channels.append(entry)
-    return {
+    truth = {
         "version": TRUTH_VERSION, "ideal": ideal, "seed": spec.seed, "sample_rate": sr, "n_samples": n_samples,
         "duration_s": n_samples / sr, "bpm": grid.bpm, "steps_per_beat": int(grid.steps_per_beat),
         "beats_per_bar": BEATS_PER_BAR, "grid_offset_s": grid.offset_s, "swing_pct": grid.swing_pct,
         "style": spec.style, "spread_ms": spec.spread_ms, "limb_ms": spec.limb_ms, "kit": kit.name,
         "n_channels": plan.mics.n_channels, "spec": asdict(spec), "hits": hits, "channels": channels,
+    }
+    if isinstance(grid, MapGrid) and plan.timeline is not None:
+        truth.update(_musical_time(grid, plan.timeline))
+    return truth
+
+
+def _musical_time(grid: MapGrid, timeline: Timeline) -> dict:
+    """Truth keys of a performance with musical time; ``bpm`` becomes the median tempo, ``grid_offset_s`` bar 1."""
+    tm = grid.tempo_map
+    return {
+        "beats_per_bar": tm.meters[0].numerator,
+        "grid_resolution": grid_resolution(timeline.steps_per_beat),
+        "tempo_curve": timeline.curve, "feel": timeline.feel, "count_in_bars": timeline.count_in_bars,
+        "bpm_start": timeline.bpm, "bpm_end": float(timeline.bpm_at(float(tm.position_at(grid.span_s[1])))),
+        "meter": [m.label for m in tm.meters],
+        "tempo_map": {"positions_q": [float(q) for q in tm.positions_q], "times_s": [float(t) for t in tm.times_s],
+                      "meters": [[m.position_q, m.numerator, m.denominator] for m in tm.meters]},
     }
 
 
@@ -341,6 +446,8 @@ def write_session(folder: Path | str, rendered: RenderedSession, *, fmt: str = "
     jobs = [(folder / (name + FORMATS[fmt]), audio, rendered.sample_rate, fmt, subtype)
             for name, audio in rendered.stems.items()]
     paths = write_files(jobs)
+    midi_path = folder / TEMPO_MAP_FILE
+    write_bytes_atomic(midi_path, tempo_map_midi_bytes(truth_tempo_map(truth), end_s=truth["duration_s"]))
     truth_path = folder / "truth.json"
     write_text_atomic(truth_path, json.dumps(truth, indent=1) + "\n")
-    return paths + [truth_path]
+    return paths + [midi_path, truth_path]
