@@ -45,7 +45,7 @@ def test_slots_and_nearest_slot_with_phase_and_swing():
     [("Kick In", "kick"), ("kik_out", "kick"), ("BD", "kick"), ("snare_top", "snare"), ("SnB", "snare"),
      ("hh", "hat"), ("HiHat", "hat"), ("tom1", "tom"), ("Floor Tom", "tom"), ("OH_L", "overhead"),
      ("ohR", "overhead"), ("overheads", "overhead"), ("room", "room"), ("amb_mono", "room"),
-     ("Snare Room", "room"), ("ride", "ride"), ("bass_di", "other")],
+     ("Snare Room", "room"), ("ride", "ride"), ("bass_di", "nondrum")],
 )
 def test_roles_from_names(name, role):
     assert role_from_name(name) == role

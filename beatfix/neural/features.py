@@ -274,7 +274,7 @@ def _wrap(x):
     return x - np.floor(x + 0.5)
 
 
-def grid_context(times_s: np.ndarray, target: np.ndarray, *, step_s: float, slot_of, slot_time_of,
+def grid_context(times_s: np.ndarray, target: np.ndarray, *, step_s, slot_of, slot_time_of,
                  swing_pct: float = 50.0, steps_per_beat: float = 4.0, drift_window_s: float = 2.0) -> np.ndarray:
     """Grid context per event, shape (E, N_CONTEXT). ``times_s`` must be sorted.
 
@@ -294,6 +294,7 @@ def grid_context(times_s: np.ndarray, target: np.ndarray, *, step_s: float, slot
     if n == 0:
         return out
     slots = np.asarray(slot_of(times_s)).reshape(-1)
+    step_s = np.broadcast_to(np.asarray(step_s, dtype=np.float64), times_s.shape)  # one, or one per event
     phase = (times_s - np.asarray(slot_time_of(slots)).reshape(-1)) / step_s
     lo = np.searchsorted(times_s, times_s - drift_window_s, side="left")
     hi = np.searchsorted(times_s, times_s + drift_window_s, side="right")
@@ -321,8 +322,8 @@ def grid_context(times_s: np.ndarray, target: np.ndarray, *, step_s: float, slot
         ph_prev = np.zeros(idx.size)
         ph_next = np.zeros(idx.size)
         if idx.size > 1:
-            gap_prev[1:] = np.minimum(np.diff(t) / step_s, 8.0)
-            gap_next[:-1] = np.minimum(np.diff(t) / step_s, 8.0)
+            gap_prev[1:] = np.minimum(np.diff(t) / step_s[idx[1:]], 8.0)
+            gap_next[:-1] = np.minimum(np.diff(t) / step_s[idx[:-1]], 8.0)
             ph_prev[1:] = phase[idx[:-1]]
             ph_next[:-1] = phase[idx[1:]]
         out[idx, 8] = gap_prev / 8.0

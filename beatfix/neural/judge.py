@@ -90,7 +90,9 @@ def context_for(times_s: np.ndarray, target: np.ndarray, grid: Grid | None, *, d
     """Grid context (E, N_CONTEXT); without a grid only the 'no grid' marker is set (column 13 = 0)."""
     if grid is None or times_s.size == 0:
         return np.zeros((times_s.size, N_CONTEXT), dtype=np.float32)
-    return grid_context(times_s, target, step_s=grid.step_s, slot_of=grid.nearest_slot, slot_time_of=grid.slot_time,
+    # a grid that follows a tempo map has a step of its own at every time
+    step_s = grid.step_at(times_s) if hasattr(grid, "step_at") else grid.step_s
+    return grid_context(times_s, target, step_s=step_s, slot_of=grid.nearest_slot, slot_time_of=grid.slot_time,
                         swing_pct=grid.swing_pct, steps_per_beat=grid.steps_per_beat, drift_window_s=drift_window_s)
 
 
