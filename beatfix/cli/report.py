@@ -16,7 +16,7 @@ HELP = """Timing diagnostics of a multitrack drum session, without editing.
 Examples:
   beatfix report kick.wav snare.wav hh.wav oh_l.wav oh_r.wav --bpm 120
   beatfix report session/*.wav --json > timing.json
-  beatfix report session/*.flac --grid 1/8T --plot timing.png --csv hits.csv
+  beatfix report session/*.flac --grid 1/8T --plot timing.pdf --csv hits.csv
 
 Shows the tempo (with its half/double candidates), each close mic's timing
 against the grid (mean, SD, p95, rushing or dragging), flams, and the static
@@ -41,13 +41,17 @@ def report(
     flam_threshold_ms: float = common.FLAM_OPT,
     as_json: bool = common.JSON_OPT,
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write one row per hit to this CSV file."),
-    plot_path: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG of deviation over time per drum."),
+    plot_path: Optional[Path] = typer.Option(None, "--plot", help="Write a timing plot by bars, one lane per drum: .png, .pdf or .svg."),
 ) -> None:
     from ..audio_io import write_bytes_atomic, write_text_atomic
     from ..pipeline import AnalyseOptions, analyse
     from ..report import hits_csv
 
     paths = common.stems_or_fail(stems)
+    if plot_path is not None:
+        from ..plot import plot_format
+
+        plot_format(plot_path)  # a wrong name is refused before any work
     options = AnalyseOptions(bpm=bpm, grid=grid, swing_pct=swing, grid_offset_s=grid_offset,
                              flam_threshold_ms=flam_threshold_ms, engine=engine, device=device, model_dir=model,
                              roles=common.role_pairs(role))
@@ -61,9 +65,9 @@ def report(
     if csv_path is not None:
         write_text_atomic(csv_path, hits_csv(result.analysis, [s.name for s in result.session.close_stems]))
     if plot_path is not None:
-        from ..plot import deviation_plot_png
+        from ..plot import plot_format, report_plot
 
-        write_bytes_atomic(plot_path, deviation_plot_png(result.analysis, result.session))
+        write_bytes_atomic(plot_path, report_plot(result.analysis, result.session, fmt=plot_format(plot_path)))
     if as_json:
         typer.echo(json.dumps(doc, indent=2))
         return
