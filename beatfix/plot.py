@@ -218,9 +218,9 @@ def timing_plot(lanes: Sequence[Lane], tempo_map: "TempoMap", *, span_s: tuple[f
     pages = [rows[i:i + per_page] for i in range(0, len(rows), per_page)]
 
     def figure(page_rows: list[Row], page: int) -> Figure:
-        height = 0.9 + len(page_rows) * (len(lanes) * LANE_HEIGHT_IN + 0.55)
+        height = 1.1 + len(page_rows) * (len(lanes) * LANE_HEIGHT_IN + 0.55)
         fig = Figure(figsize=(WIDTH_IN, height), dpi=100)
-        top = 1.0 - 0.75 / height
+        top = 1.0 - 0.95 / height
         outer = fig.add_gridspec(len(page_rows), 1, left=0.12, right=0.98, top=top, bottom=0.35 / height,
                                  hspace=0.55 / (len(lanes) * LANE_HEIGHT_IN))
         for r, row in enumerate(page_rows):
@@ -228,7 +228,7 @@ def timing_plot(lanes: Sequence[Lane], tempo_map: "TempoMap", *, span_s: tuple[f
             _draw_row(fig, inner, row, lanes, tempo_map, limit, locked_s, first_row=r == 0)
         heading = title + (f"  (page {page + 1} of {len(pages)})" if len(pages) > 1 else "")
         fig.suptitle(heading, x=0.12, y=1.0 - 0.12 / height, ha="left", va="top", fontsize=11)
-        fig.legend(handles=handles, loc="upper right", bbox_to_anchor=(0.98, 1.0 - 0.08 / height), ncols=len(handles),
+        fig.legend(handles=handles, loc="upper right", bbox_to_anchor=(0.98, 1.0 - 0.38 / height), ncols=len(handles),
                    fontsize=8, frameon=False)
         return fig
 
