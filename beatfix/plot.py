@@ -15,7 +15,6 @@ rows) or ``.svg``; anything else is refused before any work starts
 from __future__ import annotations
 
 import io
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence

@@ -206,3 +206,34 @@ def test_section_strength_and_exclude_apply_only_inside():
             assert e.shift_samples == 0
         else:
             assert abs(e.attack_sample + e.shift_samples - GRID.slot_time(e.slot) * SR) <= 0.5 + 1e-9
+
+
+def test_sections_follow_a_tempo_map_and_its_bars():
+    from dataclasses import replace
+
+    from beatfix.grid import MapGrid
+    from beatfix.tempomap import TempoMap
+
+    # a ramp from 100 to 130 BPM over 8 bars, bar 1 at 0.2 s
+    beats = [0.2]
+    for k in range(40):
+        beats.append(beats[-1] + 60.0 / (100.0 + 30.0 * k / 40))
+    tm = TempoMap.from_beats(beats)
+    grid = MapGrid(tm, 4.0, 50.0, (0.0, beats[-1]))
+    triplets = MapGrid(tm, 3.0, 50.0, (0.0, beats[-1]))
+    slots = list(range(0, 64, 2))  # bars 1-4 in eighths
+    attacks = [int(round((grid.slot_time(s) + 0.006 * (-1) ** s) * SR)) for s in slots]
+    tslots = list(range(48, 72))  # triplet eighths of bars 5-6
+    attacks += [int(round((triplets.slot_time(s) - 0.005) * SR)) for s in tslots]
+    slots += [int(grid.nearest_slot(triplets.slot_time(s))) for s in tslots]
+    n = int((beats[-1] + 0.5) * SR)
+    an = replace(analysis(attacks, slots, GRID, n), grid=grid)
+    rules = resolve(an, sections=[Section("bar 5-6", grid="1/8T")], locks=["2|1-3|1"])
+    bar2 = float(tm.time_at(4.0))
+    assert rules.lock_spans_samples[0] == (round(bar2 * SR), round(float(tm.time_at(8.0)) * SR))
+    for i, h in enumerate(an.hits):
+        if i >= 32:
+            assert rules.target_s[i] == pytest.approx(triplets.slot_time(tslots[i - 32]), abs=1e-9)
+        else:
+            assert rules.target_s[i] == pytest.approx(grid.slot_time(h.slot), abs=1e-9)
+            assert rules.locked(i) == (bar2 - 1e-9 <= grid.slot_time(h.slot) < float(tm.time_at(8.0)) - 1e-9)
