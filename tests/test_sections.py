@@ -10,6 +10,7 @@ from beatfix.grid import Grid
 from beatfix.plan import plan_edits
 from beatfix.render import render
 from beatfix.sections import Section, parse_span, resolve
+from beatfix.sections_file import parse_sections
 from render_fixtures import SR, analysis, session
 
 GRID = Grid(bpm=120.0, offset_s=0.1, steps_per_beat=4.0)  # 16ths every 125 ms; a bar is 2 s
@@ -176,8 +177,9 @@ def test_sections_file_with_two_grids_puts_each_sections_hits_on_its_own_grid():
     # the analysis (at 1/16) gives triplet hits their nearest 16th
     slots = sixteenths + [int(GRID.nearest_slot(triplet_grid.slot_time(s))) for s in triplets]
     audio, an = _session(slots, attacks)
-    rules = resolve(an, sections=[Section("bar 1-2", name="verse", grid="1/16"),
-                                  Section("bar 3-4", name="shuffle", grid="1/8T")])
+    sections = parse_sections('[[section]]\nname = "verse"\nspan = "bar 1-2"\ngrid = "1/16"\n\n'
+                              '[[section]]\nname = "shuffle"\nspan = "bar 3-4"\ngrid = "1/8T"\n', name="song.toml")
+    rules = resolve(an, sections=sections)
     plan = plan_edits(an, n_samples=N_SAMPLES, audio=[audio], rules=rules)
     order = np.argsort(attacks, kind="stable")
     landed = {}
