@@ -138,6 +138,7 @@ def _limit_ms(lanes: Sequence[Lane]) -> float:
 
 def _draw_row(fig, spec, row: Row, lanes: Sequence[Lane], tempo_map: "TempoMap", limit: float,
               locked_s: Sequence[tuple[float, float]], first_row: bool):
+    from matplotlib.collections import LineCollection
     from matplotlib.ticker import FixedLocator
 
     bar_q = tempo_map.bar_starts_q(row.start_q - 1e-9, row.end_q + 1e-9)
@@ -161,23 +162,27 @@ def _draw_row(fig, spec, row: Row, lanes: Sequence[Lane], tempo_map: "TempoMap",
         if lane.after_s is not None and lane.after_ms is not None:
             x1 = np.asarray(tempo_map.position_at(lane.after_s), dtype=float).reshape(-1)
             y0, y1 = np.clip(lane.before_ms, -limit, limit), np.clip(lane.after_ms, -limit, limit)
-            for xa, ya, xb, yb in zip(x0[keep0], y0[keep0], x1[keep0], y1[keep0]):
-                ax.plot([xa, xb], [ya, yb], color="0.6", lw=0.6, zorder=2)
+            # one collection, not a line per hit: a 5-minute session has thousands
+            joins = np.stack([np.stack([x0[keep0], y0[keep0]], axis=1), np.stack([x1[keep0], y1[keep0]], axis=1)], axis=1)
+            ax.add_collection(LineCollection(joins, colors="0.6", linewidths=0.6, zorder=2))
             ax.plot(x1[keep0], np.clip(lane.after_ms[keep0], -limit, limit), "o", ms=3.2, color=AFTER_COLOUR, zorder=4)
         ax.plot(x0[keep0], np.clip(lane.before_ms[keep0], -limit, limit), "o", ms=3.6, mfc="none", mec=BEFORE_COLOUR, mew=1.0, zorder=3)
         ax.set_xlim(row.start_q - EARLY_Q, row.end_q - EARLY_Q)
         ax.set_ylim(-limit, limit)
-        ax.xaxis.set_major_locator(FixedLocator(bar_q))
-        ax.xaxis.set_minor_locator(FixedLocator(beats))
-        ax.grid(True, which="major", axis="x", color="0.55", lw=0.8)
-        ax.grid(True, which="minor", axis="x", color="0.88", lw=0.5)
-        ax.grid(True, which="major", axis="y", color="0.92", lw=0.5)
+        # Bar and beat lines as two collections: tick objects on every lane of a long session
+        # made a 5-minute PDF take half a minute.
+        ax.vlines(beats, -limit, limit, colors="0.88", linewidths=0.5, zorder=0.5)
+        ax.vlines(bar_q, -limit, limit, colors="0.55", linewidths=0.8, zorder=0.6)
         ax.set_yticks([-limit / 2, 0, limit / 2])
         ax.set_yticklabels([f"{-limit / 2:+g}", "0", f"{limit / 2:+g}"])
         ax.tick_params(axis="y", labelsize=7)
         ax.set_ylabel(f"{lane.name}\n({lane.role})", rotation=0, ha="right", va="center", fontsize=8)
-        ax.set_xticklabels(labels if k == len(lanes) - 1 else [])
-        ax.tick_params(axis="x", labelsize=8)
+        if k == len(lanes) - 1:
+            ax.xaxis.set_major_locator(FixedLocator(bar_q))
+            ax.set_xticklabels(labels)
+            ax.tick_params(axis="x", labelsize=8)
+        else:
+            ax.set_xticks([])
         if k == 0:
             bars = f"bar {row.first_bar}" if row.first_bar == row.last_bar else f"bars {row.first_bar}-{row.last_bar}"
             ax.set_title(bars, loc="left", fontsize=9, fontweight="bold")
