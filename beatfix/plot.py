@@ -79,7 +79,6 @@ def align_lanes(analysis: "Analysis", session: "Session", plan: "EditPlan", *, d
     from .align import hit_targets_s
     from .flamfix import stem_shifts_samples
 
-    names = [s.name for s in session.close_stems]
     shifts = stem_shifts_samples(analysis, plan, drums, sorted({s for h in analysis.hits for s in h.onsets}))
     targets = hit_targets_s(analysis, rules)
     lanes = []
@@ -96,7 +95,7 @@ def align_lanes(analysis: "Analysis", session: "Session", plan: "EditPlan", *, d
             t1.append(landed)
             d1.append((landed - target) * 1000.0)
         lanes.append(Lane(stem.name, stem.role, np.array(t0), np.array(d0), np.array(t1), np.array(d1)))
-    return [lane for lane in lanes if lane.name in names]
+    return lanes
 
 
 @dataclass(frozen=True)
@@ -248,7 +247,7 @@ def timing_plot(lanes: Sequence[Lane], tempo_map: "TempoMap", *, span_s: tuple[f
 
 def plot_title(analysis: "Analysis", what: str) -> str:
     tempo = f"{analysis.tempo_bpm:.2f} BPM" if analysis.tempo_map is None else f"tempo map, median {analysis.tempo_bpm:.1f} BPM"
-    return f"{what}: timing per drum against the {getattr(analysis, 'grid_spec', '')} grid, {tempo}"
+    return f"{what}: timing per drum against the {analysis.grid_spec} grid, {tempo}"
 
 
 def report_plot(analysis: "Analysis", session: "Session", *, fmt: str) -> bytes:
@@ -268,8 +267,3 @@ def align_plot(analysis: "Analysis", session: "Session", plan: "EditPlan", *, fm
                        span_s=(0.0, analysis.duration_s), fmt=fmt, title=plot_title(analysis, "before and after"),
                        locked_s=locked)
 
-
-def deviation_plot_png(analysis: "Analysis", session: "Session", *, title: str = "") -> bytes:
-    """The report plot as PNG bytes (kept for callers of the first plot API)."""
-    return timing_plot(report_lanes(analysis, session), analysis.grid.tempo_map, span_s=(0.0, analysis.duration_s),
-                       fmt="png", title=title or plot_title(analysis, "as played"))
