@@ -263,7 +263,10 @@ def align_plot(analysis: "Analysis", session: "Session", plan: "EditPlan", *, fm
     if rules is not None:
         sr = analysis.sample_rate
         locked = [(max(a, 0) / sr, min(b / sr, analysis.duration_s)) for a, b in rules.lock_spans_samples]
+    title = plot_title(analysis, "before and after")
+    if rules is not None and any(s.get("grid") or s.get("swing_pct") for s in rules.sections):
+        title += " (sections: their own grids)"
     return timing_plot(align_lanes(analysis, session, plan, drums=drums, rules=rules), analysis.grid.tempo_map,
-                       span_s=(0.0, analysis.duration_s), fmt=fmt, title=plot_title(analysis, "before and after"),
+                       span_s=(0.0, analysis.duration_s), fmt=fmt, title=title,
                        locked_s=locked)
 
