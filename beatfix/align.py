@@ -20,7 +20,9 @@ import numpy as np
 
 from .bars import bar_beat
 from .flamfix import DrumPlans, check_flam_mode, clean_close, plan_drums, render_split, stem_shifts_samples
+from .errors import ParameterError
 from .plan import EditPlan, plan_edits
+from .sections import SectionRules
 from .render import render
 from .types import Analysis, Session, Stem
 
@@ -61,14 +63,21 @@ def hit_shifts_s(analysis: Analysis, plan: EditPlan) -> np.ndarray:
     return shifts
 
 
-def stem_deviation_table(analysis: Analysis, plan: EditPlan, drums: DrumPlans | None = None) -> tuple[dict, dict]:
-    """Per close stem, its own onsets' deviation from their slots before and after shifting."""
+def hit_targets_s(analysis: Analysis, rules: SectionRules | None = None) -> list[float]:
+    """Each hit's target: its section's slot, or its analysis slot."""
+    if rules is not None:
+        return list(rules.target_s)
+    return [float(analysis.grid.slot_time(hit.slot)) for hit in analysis.hits]
+
+
+def stem_deviation_table(analysis: Analysis, plan: EditPlan, drums: DrumPlans | None = None,
+                         rules: SectionRules | None = None) -> tuple[dict, dict]:
+    """Per close stem, its own onsets' deviation from their slots (``rules``: their sections') before and after."""
     before: dict[str, list[float]] = {}
     after: dict[str, list[float]] = {}
     stems = sorted({s for hit in analysis.hits for s in hit.onsets})
     shifts = stem_shifts_samples(analysis, plan, drums, stems)
-    for hit, shift in zip(analysis.hits, shifts):
-        slot_t = analysis.grid.slot_time(hit.slot)
+    for hit, shift, slot_t in zip(analysis.hits, shifts, hit_targets_s(analysis, rules)):
         for stem, onset in hit.onsets.items():
             t = onset - analysis.delay_s(stem)
             before.setdefault(stem, []).append((t - slot_t) * 1000.0)
@@ -87,16 +96,21 @@ def align_session(
     flams: str = "keep",
     render_audio: bool = True,
     progress: Optional[Callable[[str, float], None]] = None,
+    rules: SectionRules | None = None,
 ) -> AlignResult:
     """Plan the edit and (unless ``render_audio`` is False, for --dry-run) render every stem.
 
     ``flams``: ``keep`` (one shift per hit for every channel), ``fix`` (each
     drum on its own slot, deliberate flams as played) or ``fix-all``.
+    ``rules`` (:func:`beatfix.sections.resolve`): sections and locked spans;
+    they need ``flams="keep"`` (per-drum plans do not know the locks).
     """
     check_flam_mode(flams)
+    if rules is not None and flams != "keep":
+        raise ParameterError("--range, --lock and --sections work with --flams keep only")
     plan = plan_edits(analysis, n_samples=session.n_samples, strength_pct=strength_pct,
                       exclude_within_ms=exclude_within_ms, pad_ms=pad_ms, xfade_ms=xfade_ms,
-                      audio=[s.audio for s in session.stems])
+                      audio=[s.audio for s in session.stems], rules=rules)
     close_roles = {s.name: s.role for s in session.close_stems}
     drums = plan_drums(analysis, plan, close_roles=close_roles, mode=flams, strength_pct=strength_pct,
                        exclude_within_ms=exclude_within_ms,
@@ -104,7 +118,7 @@ def align_session(
     stems = session.stems
     if render_audio:
         stems = tuple(render_stems(session, plan, drums=drums, progress=progress))
-    before, after = stem_deviation_table(analysis, plan, drums)
+    before, after = stem_deviation_table(analysis, plan, drums, rules)
     return AlignResult(
         stems=stems,
         plan=plan,
@@ -160,14 +174,17 @@ def edit_rows(analysis: Analysis, plan: EditPlan, drums: DrumPlans | None = None
     """One row per edit: where (bar|beat, seconds, samples), which stems, the shift, and its status.
 
     ``status`` (:attr:`beatfix.plan.Edit.status`): ``moved``, ``zero`` (already
-    on the slot), ``excluded`` (within exclude-within) or ``capped`` (reduced
-    because hits would collide; ``wanted_shift_ms`` is what the hit asked for).
+    on the slot), ``excluded`` (within exclude-within), ``capped`` (reduced
+    because hits would collide or a locked span is next to it; ``wanted_shift_ms``
+    is what the hit asked for) or ``locked`` (a span played as recorded: one
+    piece, ``merged_hits`` are the span's other hits). ``slot_time_s`` is where
+    the hit is aimed (its section's grid, with a sections file).
     ``stems`` are the close mics whose onsets make the piece's hits.
     """
     sr = plan.sample_rate
     rows = []
     for k, e in enumerate(plan.edits):
-        slot_time_s = float(analysis.grid.slot_time(e.slot))
+        slot_time_s = float(analysis.grid.slot_time(e.slot)) if e.target_s is None else e.target_s
         where = bar_beat(analysis.grid, slot_time_s)
         hits = (e.hit_index, *e.merged_hit_indices)
         wanted = e.shift_samples if e.wanted_shift_samples is None else e.wanted_shift_samples

@@ -40,13 +40,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from .attacks import AttackMap, find_attacks
 from .errors import ParameterError
 from .types import Analysis
+
+if TYPE_CHECKING:
+    from .sections import SectionRules
 
 # The attack and early decay kept untouched around every hit, before the mic delays.
 PROTECT_BASE_MS = 30.0
@@ -85,11 +88,17 @@ class Edit:
     # reduced it; None: not recorded (a plan built by hand), taken as ``shift_samples``.
     wanted_shift_samples: int | None = None
     excluded: bool = False  # every hit of the piece was within exclude-within of its slot
+    # Where the piece's first hit is aimed, when a section's grid put it there; None: the analysis grid's slot.
+    target_s: float | None = None
+    locked: bool = False  # a locked span (--lock, outside --range): played as recorded, never cut inside
 
     @property
     def status(self) -> str:
-        """``capped`` (the seam rules reduced the move: hits would collide), ``excluded``
-        (left alone by exclude-within), ``zero`` (already on its slot) or ``moved``."""
+        """``locked`` (a span played as recorded), ``capped`` (the seam rules reduced the move: hits
+        would collide, or a locked span next to it), ``excluded`` (left alone by exclude-within),
+        ``zero`` (already on its slot) or ``moved``."""
+        if self.locked:
+            return "locked"
         if self.wanted_shift_samples is not None and self.shift_samples != self.wanted_shift_samples:
             return "capped"
         if self.excluded:
@@ -183,8 +192,12 @@ def _check_count(name: str, value: int) -> int:
     return int(value)
 
 
-def _hit_samples(analysis: Analysis, n_samples: int, strength: float):
-    """Per hit: attack sample, desired shift (float samples), deviation ms, slot."""
+def _hit_samples(analysis: Analysis, n_samples: int, strength: float, rules: "SectionRules | None" = None):
+    """Per hit: attack sample, desired shift (float samples), deviation ms, slot.
+
+    With ``rules`` (:func:`beatfix.sections.resolve`) each hit has its own
+    target and strength; without, every hit aims at its analysis slot.
+    """
     sr = analysis.sample_rate
     attacks, shifts, deviations, slots = [], [], [], []
     for i, hit in enumerate(analysis.hits):
@@ -197,12 +210,58 @@ def _hit_samples(analysis: Analysis, n_samples: int, strength: float):
                 f"hit {i} at {hit.earliest_s:.3f} s lies beyond the audio's end "
                 f"({n_samples / sr:.3f} s): analysis and audio do not match"
             )
-        deviation_s = hit.time_s - float(analysis.grid.slot_time(hit.slot))
+        target_s = float(analysis.grid.slot_time(hit.slot)) if rules is None else rules.target_s[i]
+        deviation_s = hit.time_s - target_s
         attacks.append(attack)
-        shifts.append(-strength * deviation_s * sr)
+        shifts.append(-(strength if rules is None else rules.strength[i]) * deviation_s * sr)
         deviations.append(deviation_s * 1000.0)
         slots.append(int(hit.slot))
     return attacks, shifts, deviations, slots
+
+
+def _join_locks(groups: list[list[int]], attacks: list[int], rules: "SectionRules") -> list[tuple[list[int], int]]:
+    """Groups with every locked span's hits in one group, and each group's lock (-1: none).
+
+    A span's group also takes any hit whose attack lies between the span's
+    start and its last locked attack (a hit of the bar before, played very
+    late): nothing is cut inside a locked span.
+    """
+    lock_of = [-1] * len(groups)
+    for k, (a, _) in enumerate(rules.lock_spans_samples):
+        mine = [attacks[i] for g in groups for i in g if rules.lock_of[i] == k]
+        if not mine:
+            continue
+        last = max(mine)
+        for j, g in enumerate(groups):
+            if any(rules.lock_of[i] == k for i in g) or a <= attacks[g[0]] <= last:
+                lock_of[j] = k if lock_of[j] < 0 else lock_of[j]
+    out: list[tuple[list[int], int]] = []
+    for g, k in zip(groups, lock_of):
+        if out and k >= 0 and out[-1][1] == k:
+            out[-1][0].extend(g)
+        else:
+            out.append((list(g), k))
+    # One lock's hits are contiguous in attack order unless another group lies between them
+    # with no lock: _hold_between makes it part of the span.
+    return _hold_between(out)
+
+
+def _hold_between(groups: list[tuple[list[int], int]]) -> list[tuple[list[int], int]]:
+    """Merge everything between two groups of the same lock into that lock's group."""
+    changed = True
+    while changed:
+        changed = False
+        for j, (_, k) in enumerate(groups):
+            if k < 0:
+                continue
+            later = [m for m in range(j + 1, len(groups)) if groups[m][1] == k]
+            if later:
+                last = later[-1]
+                members = [i for g, _ in groups[j:last + 1] for i in g]
+                groups = groups[:j] + [(members, k)] + groups[last + 1:]
+                changed = True
+                break
+    return groups
 
 
 def _merge_close(attacks: list[int], min_apart_samples: int) -> list[list[int]]:
@@ -264,6 +323,82 @@ def seam_correlation(audio: Sequence[np.ndarray], cut: int, lag: int, n: int) ->
     return float(min(1.0, max(0.0, num / math.sqrt(power_a * power_b))))
 
 
+@dataclass
+class _Piece:
+    """A piece's geometry, which the shifts do not change: the planner's first pass."""
+
+    group: list[int]
+    cut: int
+    attack: int
+    last_attack: int
+    room_from: int | None
+    room: int | None
+    lock: int  # index into SectionRules.lock_spans_samples, -1: not locked
+
+    @property
+    def protect_from_sample(self) -> int:
+        return self.last_attack
+
+
+def _pieces(groups: list[tuple[list[int], int]], hit_attacks: list[int], attacks: AttackMap | None,
+            rules: "SectionRules | None", pad: int, lead_in: int, protect: int,
+            protect_undetected: int) -> list[_Piece]:
+    pieces: list[_Piece] = []
+    for group, lock in groups:
+        first = group[0]
+        attack = hit_attacks[first]
+        last_attack = max(hit_attacks[i] for i in group)
+        cut = max(0, attack - pad)
+        if lock >= 0 and rules is not None:
+            # A locked span is one piece from its start (or a pad before its first hit, if earlier).
+            cut = max(0, min(cut, rules.lock_spans_samples[lock][0]))
+        prev = pieces[-1] if pieces else None
+        room_from = None
+        if attacks is not None:
+            zone_end = prev.protect_from_sample + protect if prev else 0
+            cut, room_from = _clear_cut(attacks, cut, attack, zone_end, pad, lead_in, protect_undetected)
+        if prev is not None:
+            cut = max(cut, prev.cut + 1)
+        room = decay_room_samples(prev, cut, protect, room_from_sample=room_from)  # type: ignore[arg-type]
+        pieces.append(_Piece(group, cut, attack, last_attack, room_from, room, lock))
+    return pieces
+
+
+def _lock_bounds(pieces: list[_Piece], rules: "SectionRules | None", pad: int,
+                 xfade: int) -> tuple[list[float], list[float], list[float]]:
+    """Per piece: the lowest and highest shift that still lets every later locked span keep shift 0,
+    and the largest later move its seam may make (no stretch into a locked span's decay).
+
+    Found backwards from each lock (shift 0), widening by what each seam
+    allows; the forward pass then chooses each shift inside these bounds, so
+    the greedy planner never paints itself into a corner before a lock.
+    The piece after a span may not start (in the output) before the span's
+    end less a pad, so a hit played late after a fill still lands on its slot
+    and only its pad and the seam's crossfade reach into the span.
+    """
+    n = len(pieces)
+    later = [max_later_samples(p.room, xfade) for p in pieces]
+    lo, hi = [-math.inf] * n, [math.inf] * n
+    if rules is None or not any(p.lock >= 0 for p in pieces):
+        return lo, hi, later
+    for j in range(1, n):
+        if pieces[j - 1].lock >= 0:  # a fill only: a stretch would change the locked decay
+            later[j] = math.inf if pieces[j].room is None else max(0, pieces[j].room - xfade)
+    for j in reversed(range(n)):
+        low, high = -math.inf, math.inf
+        if pieces[j].lock >= 0:
+            low = high = 0.0
+        elif j > 0 and pieces[j - 1].lock >= 0:
+            span_end = rules.lock_spans_samples[pieces[j - 1].lock][1]
+            low = min(0.0, float(span_end - pad - pieces[j].cut))
+        if j + 1 < n:
+            earlier = max_earlier_samples(pieces[j + 1].room, xfade)
+            low = max(low, lo[j + 1] - later[j + 1])
+            high = min(high, hi[j + 1] + earlier)
+        lo[j], hi[j] = low, high
+    return lo, hi, later
+
+
 def plan_edits(
     analysis: Analysis,
     *,
@@ -275,6 +410,7 @@ def plan_edits(
     protect_ms: float | None = None,
     audio: Sequence[np.ndarray] | None = None,
     attacks: AttackMap | None = None,
+    rules: "SectionRules | None" = None,
 ) -> EditPlan:
     """Plan one cut and one whole-sample shift per hit (or group of merged hits).
 
@@ -290,6 +426,13 @@ def plan_edits(
     material; ``attacks`` (:func:`beatfix.attacks.find_attacks` of that
     audio) saves finding them again. Without either, only the analysis's
     hits are protected.
+
+    ``rules`` (:func:`beatfix.sections.resolve`): each hit's own target,
+    strength and exclude-within (its section's), and the locked spans. A
+    locked span is one piece with shift 0, cut at the span's start (or a pad
+    before its first hit), so its audio is the input's, sample for sample,
+    but for the crossfades of the seams at its two ends; the pieces next to
+    it give way (status ``capped``) when a seam could not otherwise be made.
     """
     sr = analysis.sample_rate
     if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0:
@@ -302,6 +445,8 @@ def plan_edits(
     if protect_ms is None:
         protect_ms = default_protect_ms(analysis)
     protect_ms = _check_number("protect_ms", protect_ms, 0.0, _MAX_PROTECT_MS)
+    if rules is not None and len(rules.target_s) != len(analysis.hits):
+        raise ParameterError("section rules were resolved for another analysis")
     if audio is not None:
         audio = [np.asarray(a) for a in audio]
         if any(a.shape[-1] != n_samples for a in audio):
@@ -312,8 +457,9 @@ def plan_edits(
     plan = EditPlan(int(sr), n_samples, pad_ms, xfade_ms, protect_ms, edits=())
     if not analysis.hits:
         return plan
-    hit_attacks, desired, deviations, slots = _hit_samples(analysis, n_samples, strength)
-    excluded = [abs(dev_ms) <= exclude_ms for dev_ms in deviations]
+    hit_attacks, desired, deviations, slots = _hit_samples(analysis, n_samples, strength, rules)
+    limits = [exclude_ms] * len(deviations) if rules is None else list(rules.exclude_within_ms)
+    excluded = [abs(dev_ms) <= limit for dev_ms, limit in zip(deviations, limits)]
     for i, out in enumerate(excluded):
         # Inclusive, as in Beat Detective / Elastic Audio "exclude within".
         if out:
@@ -324,29 +470,30 @@ def plan_edits(
     # An undetected attack is heard in each channel's own time (the room's arrival is one of
     # them), so it is protected as a close-mic attack is, without the mic delays.
     protect_undetected = ms_to_samples(min(protect_ms, PROTECT_BASE_MS), sr)
-    edits: list[Edit] = []
     # At least one sample apart, so cuts are strictly increasing even with no pad or fade.
-    for group in _merge_close(hit_attacks, max(1, pad + xfade)):
+    groups = [(g, -1) for g in _merge_close(hit_attacks, max(1, pad + xfade))]
+    if rules is not None:
+        groups = _join_locks([g for g, _ in groups], hit_attacks, rules)
+    pieces = _pieces(groups, hit_attacks, attacks, rules, pad, lead_in, protect, protect_undetected)
+    bound_lo, bound_hi, later = _lock_bounds(pieces, rules, pad, xfade)
+    edits: list[Edit] = []
+    for j, piece in enumerate(pieces):
+        group, cut, attack = piece.group, piece.cut, piece.attack
         first = group[0]
-        attack = hit_attacks[first]
-        last_attack = max(hit_attacks[i] for i in group)
-        cut = max(0, attack - pad)
-        prev = edits[-1] if edits else None
-        prev_shift = prev.shift_samples if prev else 0
-        room_from = None
-        if attacks is not None:
-            zone_end = prev.protect_from_sample + protect if prev else 0
-            cut, room_from = _clear_cut(attacks, cut, attack, zone_end, pad, lead_in, protect_undetected)
-            if prev is not None:
-                cut = max(cut, prev.cut_sample + 1)
-        room = decay_room_samples(prev, cut, protect, room_from_sample=room_from)
-        low = prev_shift - max_earlier_samples(room, xfade)
-        high = prev_shift + max_later_samples(room, xfade)
+        prev_shift = edits[-1].shift_samples if edits else 0
+        seam_low = prev_shift - max_earlier_samples(piece.room, xfade)
+        seam_high = prev_shift + later[j]
+        low, high = seam_low, seam_high
         # Keep the piece in the output; the seam rules come first when they disagree.
         edge_low, edge_high = max(low, -cut), min(high, n_samples - 1 - attack)
         if edge_low <= edge_high:
             low, high = edge_low, edge_high
-        wanted = int(math.floor(float(np.mean([desired[i] for i in group])) + 0.5))
+        # ...and so do the locked spans ahead (the bounds always leave a shift the seam allows).
+        low, high = max(low, bound_lo[j]), min(high, bound_hi[j])
+        if low > high:
+            low, high = max(seam_low, bound_lo[j]), min(seam_high, bound_hi[j])
+        locked = piece.lock >= 0
+        wanted = 0 if locked else int(math.floor(float(np.mean([desired[i] for i in group])) + 0.5))
         shift = int(min(max(wanted, low), high))
         move = abs(shift - prev_shift)
         alike = seam_correlation(audio, cut, move, xfade) if audio is not None and move else None
@@ -359,11 +506,13 @@ def plan_edits(
                 shift_samples=shift,
                 deviation_ms=deviations[first],
                 merged_hit_indices=tuple(group[1:]),
-                last_attack_sample=last_attack if len(group) > 1 else None,
-                room_from_sample=room_from,
+                last_attack_sample=piece.last_attack if len(group) > 1 else None,
+                room_from_sample=piece.room_from,
                 xfade_correlation=alike,
                 wanted_shift_samples=wanted,
-                excluded=all(excluded[i] for i in group),
+                excluded=not locked and all(excluded[i] for i in group),
+                target_s=None if rules is None else rules.target_s[first],
+                locked=locked,
             )
         )
     return replace(plan, edits=tuple(edits))

@@ -26,6 +26,8 @@ Examples:
   beatfix align --batch sessions/ -o fixed/ --jobs 2 --json
   beatfix align session/*.wav --bpm 120 --flams fix -o fixed/
   beatfix align session/*.wav --bpm 120 -o fixed/ --daw rpp,aaf
+  beatfix align session/*.wav --bpm 120 --lock "bar 9-12" --plot timing.pdf -o fixed/
+  beatfix align session/*.wav --bpm 120 --range 30-75.5 --sections song.toml -o fixed/
 
 Every channel is cut at the same points, a pad before each hit's earliest
 close-mic attack, and moved by the same amount, so the phase between close
@@ -52,6 +54,13 @@ the band, strokes sharing a slot, a much better fitting tempo or feel); when
 it does not, it stops with one line saying what to pass, and writes nothing.
 --force edits anyway. Click tracks and stems that are not drums (by name or
 content) are written unchanged.
+--range edits only the span given and --lock (repeatable) leaves spans as
+played: seconds (12.5-20), whole bars (bar 9-12: bar 9's start to bar 13's
+start) or positions (9|1-13|1, end excluded), bars from the analysis grid.
+A hit belongs to a span when its slot does. A locked span is one unshifted
+piece: its audio is the input's, sample for sample, but for the crossfades
+of the seams at its ends. --sections FILE (TOML or CSV) gives spans their
+own grid, swing, strength, exclude-within, or a lock.
 Exit codes: 0 ok, 1 bad input or a failed session, 2 usage error.
 """
 
@@ -97,7 +106,11 @@ def align(
     role: Optional[List[str]] = common.ROLE_OPT,
     flam_threshold_ms: float = common.FLAM_OPT,
     flams: FlamMode = typer.Option(FlamMode.keep, "--flams", help="keep: one shift per hit, phase-exact (default). fix: each drum of a hit on its slot, its part of the overheads and room moved with it; deliberate flams left as played. fix-all: deliberate flams' drums too."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Plan and report, write no audio."),
+    edit_range: Optional[str] = typer.Option(None, "--range", help="Edit only this span; the rest stays as played. Seconds 12.5-20, whole bars 'bar 9-12' (both included) or positions 9|1-13|1 (end excluded)."),
+    lock: Optional[List[str]] = typer.Option(None, "--lock", help="Leave this span as played (a fill, a rubato intro), same forms as --range. Repeatable."),
+    sections: Optional[Path] = typer.Option(None, "--sections", help="A .toml or .csv file giving spans their own grid, swing, strength, exclude-within or lock."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write a before/after timing plot by bars, one lane per drum: .png, .pdf or .svg."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Plan and report, write no audio (a --plot is still drawn)."),
     force: bool = typer.Option(False, "--force", help="Write into a non-empty output folder, and edit even where the grid does not fit the playing (which is otherwise refused)."),
     tempo_map: Optional[Path] = common.TEMPO_MAP_OPT,
     click: Optional[Path] = common.CLICK_OPT,
@@ -109,16 +122,20 @@ def align(
     from ..daw.session import parse_daw_kinds
     from ..pipeline import AlignOptions, align as align_session, align_batch, check_jobs
 
-    options = AlignOptions(bpm=bpm, grid=grid, swing_pct=common.swing_value(swing), tempo_map=tempo_map, click=click, grid_offset_s=grid_offset,
+    options = AlignOptions(bpm=bpm, grid=grid, swing_pct=common.swing_value(swing), tempo_map=tempo_map, click=click,
+                           grid_offset_s=grid_offset,
                            flam_threshold_ms=flam_threshold_ms, engine=engine, device=device, model_dir=model,
                            roles=common.role_pairs(role), strength_pct=strength, exclude_within_ms=exclude_within,
                            pad_ms=pad_ms, xfade_ms=xfade_ms, flams=FlamMode(flams).value, dry_run=dry_run,
-                           force=force, daw=tuple(parse_daw_kinds(daw)))
+                           force=force, daw=tuple(parse_daw_kinds(daw)), edit_range=edit_range,
+                           locks=tuple(lock or ()), sections=sections if sections is not None else (), plot_path=plot)
     check_jobs(jobs)
     show_progress = common.is_tty() and not as_json
     if batch is not None:
         if stems:
             raise typer.BadParameter("give either stems or --batch, not both")
+        if plot is not None:
+            raise typer.BadParameter("--plot draws one session: run align without --batch")
         with _interrupt_reported(), common.progress_bar("sessions", enabled=show_progress) as progress:
             outcomes = align_batch(batch, out, options, jobs=jobs, progress=progress)
         results = [o.document() for o in outcomes]

@@ -16,7 +16,7 @@ HELP = """Timing diagnostics of a multitrack drum session, without editing.
 Examples:
   beatfix report kick.wav snare.wav hh.wav oh_l.wav oh_r.wav --bpm 120
   beatfix report session/*.wav --json > timing.json
-  beatfix report session/*.flac --grid 1/8T --plot timing.png --csv hits.csv
+  beatfix report session/*.flac --grid 1/8T --plot timing.pdf --csv hits.csv
   beatfix report session/*.wav --grid auto --swing auto --tempo-map-out map.mid --midi hits.mid
   beatfix report session/*.wav --tempo-map song_tempo.mid
 
@@ -47,7 +47,7 @@ def report(
     flam_threshold_ms: float = common.FLAM_OPT,
     as_json: bool = common.JSON_OPT,
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write one row per hit to this CSV file."),
-    plot_path: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG of deviation over time per drum."),
+    plot_path: Optional[Path] = typer.Option(None, "--plot", help="Write a timing plot by bars, one lane per drum: .png, .pdf or .svg."),
     tempo_map: Optional[Path] = common.TEMPO_MAP_OPT,
     click: Optional[Path] = common.CLICK_OPT,
     tempo_map_out: Optional[Path] = typer.Option(None, "--tempo-map-out", help="Write the tempo map the grid follows (detected, or given) as a Standard MIDI File for the DAW's conductor track."),
@@ -58,6 +58,10 @@ def report(
     from ..report import hits_csv
 
     paths = common.stems_or_fail(stems)
+    if plot_path is not None:
+        from ..plot import plot_format
+
+        plot_format(plot_path)  # a wrong name is refused before any work
     options = AnalyseOptions(bpm=bpm, grid=grid, swing_pct=common.swing_value(swing), grid_offset_s=grid_offset,
                              flam_threshold_ms=flam_threshold_ms, engine=engine, device=device, model_dir=model,
                              roles=common.role_pairs(role), tempo_map=tempo_map, click=click)
@@ -71,9 +75,9 @@ def report(
     if csv_path is not None:
         write_text_atomic(csv_path, hits_csv(result.analysis, [s.name for s in result.session.close_stems]))
     if plot_path is not None:
-        from ..plot import deviation_plot_png
+        from ..plot import plot_format, report_plot
 
-        write_bytes_atomic(plot_path, deviation_plot_png(result.analysis, result.session))
+        write_bytes_atomic(plot_path, report_plot(result.analysis, result.session, fmt=plot_format(plot_path)))
     if tempo_map_out is not None or midi_path is not None:
         from ..midi_io import hits_midi_bytes, tempo_map_midi_bytes
         from ..report import hits_midi_tracks, session_tempo_map

@@ -132,8 +132,9 @@ def print_worst(console: Console, fit: dict | None) -> None:
 
 def print_align(console: Console, doc: dict, out_dir) -> None:
     counts = f"{doc['n_hits']} hits, {doc['n_hits_moved']} moved"
-    held = [f"{doc[key]} {word}" for key, word in (("n_edits_capped", "capped"), ("n_edits_excluded", "excluded"))
-            if doc[key]]
+    held = [f"{doc[key]} {word}" for key, word in (("n_edits_capped", "capped"), ("n_edits_excluded", "excluded"),
+                                                    ("n_edits_locked", "locked"))
+            if doc.get(key)]
     if held:
         counts += f" ({', '.join(held)} edits)"
     table = Table(title=f"Timing before -> after ({counts}, engine {doc['engine']})",
@@ -159,7 +160,7 @@ def print_align(console: Console, doc: dict, out_dir) -> None:
         console.print(f"wrote {len(doc['outputs'])} files to {out_dir}/")
 
 
-_STATUS_STYLE = {"moved": "", "zero": "dim", "excluded": "dim", "capped": "yellow"}
+_STATUS_STYLE = {"moved": "", "zero": "dim", "excluded": "dim", "capped": "yellow", "locked": "cyan"}
 
 
 def print_edits(console: Console, edits: list[dict]) -> None:

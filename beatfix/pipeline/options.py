@@ -8,7 +8,7 @@ with a default and, if it has bounds, one row in ``_RANGES``.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping, Union
 
@@ -139,8 +139,17 @@ class AlignOptions(AnalyseOptions):
     dry_run: bool = False  # plan and report, write nothing
     force: bool = False  # write into a non-empty output folder
     daw: tuple[str, ...] = ()  # DAW sessions to write beside the stems: "rpp", "aaf"
+    # Sections (beatfix.sections): spans as "12.5-20" (s), "bar 9-12" (both included) or "9|1-13|1".
+    edit_range: str | None = None  # --range: edit only this span, the rest as played
+    locks: tuple[str, ...] = ()  # --lock, repeatable: spans played as recorded
+    sections: Any = ()  # --sections: Section objects, or a .toml/.csv file's path (read when made)
+    plot_path: Path | None = None  # --plot: before/after plot (.png, .pdf, .svg), written on a dry run too
 
     def _check(self) -> None:
+        from ..plot import plot_format
+        from ..sections import Section, parse_span
+        from ..sections_file import load_sections
+
         super()._check()
         if isinstance(self.daw, str):
             from ..daw.session import parse_daw_kinds
@@ -155,7 +164,32 @@ class AlignOptions(AnalyseOptions):
         self._set("flams", _choice("--flams", self.flams, FLAM_MODES))
         self._set("dry_run", bool(self.dry_run))
         self._set("force", bool(self.force))
+        if self.edit_range is not None:
+            self._set("edit_range", parse_span(self.edit_range, flag="--range").text)
+        locks = (self.locks,) if isinstance(self.locks, str) else tuple(self.locks or ())
+        self._set("locks", tuple(parse_span(x, flag="--lock").text for x in locks))
+        sections = self.sections
+        if isinstance(sections, (str, Path)):
+            sections = load_sections(sections)
+        sections = tuple(s if isinstance(s, Section) else Section(**s) for s in (sections or ()))
+        self._set("sections", sections)
+        if self.has_sections and self.flams != "keep":
+            raise ParameterError("--range, --lock and --sections work with --flams keep only")
+        if self.plot_path is not None:
+            self._set("plot_path", Path(self.plot_path))
+            plot_format(self.plot_path)
+
+    @property
+    def has_sections(self) -> bool:
+        """Whether a range, a lock or a sections file changes the edit anywhere."""
+        return self.edit_range is not None or bool(self.locks) or bool(self.sections)
+
+    def to_dict(self) -> dict:
+        out = super().to_dict()
+        out["locks"] = list(self.locks)
+        out["sections"] = [s.to_dict() for s in self.sections]
+        return out
 
     def analyse_options(self) -> AnalyseOptions:
         names = {f.name for f in fields(AnalyseOptions)}
-        return AnalyseOptions(**{k: v for k, v in asdict(self).items() if k in names})
+        return AnalyseOptions(**{k: getattr(self, k) for k in names})

@@ -160,6 +160,9 @@ def align(stems: Sequence[Path | str], out_dir: Path | str | None, options: Alig
     created = out is not None and not out.exists()
     if not dry_run:
         prepare_output_dir(out, paths, force=options.force)
+    plot_path = options.plot_path
+    if plot_path is not None and plot_path.resolve() in {p.resolve() for p in paths}:
+        raise ParameterError(f"--plot {plot_path} is an input file")
     try:
         analysed = _load_and_analyse(paths, options.analyse_options(), progress)
         session, analysis = analysed.session, analysed.analysis
@@ -168,11 +171,26 @@ def align(stems: Sequence[Path | str], out_dir: Path | str | None, options: Alig
             from ..daw.session import check_linkable
 
             check_linkable(options.daw, [stem_entry(s) for s in session.stems])
+        rules = None
+        if options.has_sections:
+            from ..sections import resolve
+
+            rules = resolve(analysis, sections=options.sections, locks=options.locks,
+                            edit_range=options.edit_range, strength_pct=options.strength_pct,
+                            exclude_within_ms=options.exclude_within_ms)
         result = align_session(session, analysis, strength_pct=options.strength_pct,
                                exclude_within_ms=options.exclude_within_ms, pad_ms=options.pad_ms,
-                               xfade_ms=options.xfade_ms, flams=options.flams, render_audio=False)
+                               xfade_ms=options.xfade_ms, flams=options.flams, render_audio=False, rules=rules)
         rows = flam_rows(analysis, result.plan, result.drums)
         edits_doc = edits_document(analysis, result.plan, result.drums, stems=session.stems)
+        if rules is not None:
+            edits_doc["sections"] = list(rules.sections)
+        plot = None
+        if plot_path is not None:  # drawn before anything is written, so a failure leaves nothing behind
+            from ..plot import align_plot, plot_format
+
+            plot = align_plot(analysis, session, result.plan, fmt=plot_format(plot_path), drums=result.drums,
+                              rules=rules)
         written: list[Path] = []
         if not dry_run:
             edits_doc = {"schema": edits_doc["schema"],
@@ -189,6 +207,11 @@ def align(stems: Sequence[Path | str], out_dir: Path | str | None, options: Alig
             extra = {name: text.encode("utf-8") for name, text in reports.items()}
             extra.update(_daw_files(options.daw, session, result))
             written = list(write_stems(edited, out, extra=extra))
+        if plot is not None:
+            from ..audio_io import write_bytes_atomic
+
+            write_bytes_atomic(plot_path, plot)
+            written.append(plot_path)
     except BaseException:
         if created and not dry_run and out.is_dir() and not any(out.iterdir()):
             out.rmdir()
@@ -214,6 +237,7 @@ def align(stems: Sequence[Path | str], out_dir: Path | str | None, options: Alig
         "n_hits_moved": hits_moved(result.plan, result.drums),
         "n_edits_capped": statuses.count("capped"),
         "n_edits_excluded": statuses.count("excluded"),
+        "n_edits_locked": statuses.count("locked"),
         "n_flams": len(analysis.flams),
         "flams_mode": options.flams,
         "n_hits_fixed": len(result.drums.fixed_hits) if result.drums is not None else 0,
