@@ -75,7 +75,7 @@ def run_session(paths: list[Path], out_dir: Path, opts: dict, progress=None) -> 
     from ..align import align_session, edits_document, flam_csv, flam_rows, render_stems
     from ..analyse import analyse_session
     from ..audio_io import load_session, prepare_output_dir, write_stems
-    from ..engine import choose_engine
+    from ..engine import channel_minutes_of, choose_engine
     from ..roles import parse_role_overrides
 
     dry_run = opts["dry_run"]
@@ -84,7 +84,8 @@ def run_session(paths: list[Path], out_dir: Path, opts: dict, progress=None) -> 
         prepare_output_dir(out_dir, paths, force=opts["force"])
     try:
         session, warnings = load_session(paths, roles=parse_role_overrides(opts["role"]))
-        choice = choose_engine(opts["engine"], opts["device"], model_path=opts.get("model"))
+        choice = choose_engine(opts["engine"], opts["device"], model_path=opts.get("model"),
+                               channel_minutes=channel_minutes_of(session))
         analysis = analyse_session(session, bpm=opts["bpm"], grid=opts["grid"], swing_pct=opts["swing"],
                                    flam_threshold_ms=opts["flam_threshold_ms"], judge=choice.judge,
                                    grid_offset_s=opts.get("grid_offset"), progress=progress)
@@ -113,6 +114,7 @@ def run_session(paths: list[Path], out_dir: Path, opts: dict, progress=None) -> 
         "engine": choice.name,
         "device": choice.device,
         "notes": list(choice.notes),
+        "device_reason": choice.device_reason,
         "warnings": warnings,
         "tempo_bpm": round(analysis.tempo_bpm, 3),
         "grid_offset_s": round(analysis.grid.offset_s, 6),
@@ -255,6 +257,7 @@ def align(
         typer.echo(json.dumps(doc, indent=2))
         return
     common.warn(doc["warnings"] + doc["notes"])
+    common.info([doc["device_reason"]])
     from .views import print_align
 
     print_align(common.stdout_console(), doc, out)

@@ -45,7 +45,7 @@ def report(
 ) -> None:
     from ..analyse import analyse_session
     from ..audio_io import load_session, write_bytes_atomic, write_text_atomic
-    from ..engine import choose_engine
+    from ..engine import channel_minutes_of, choose_engine
     from ..grid import check_bpm, check_swing, parse_grid
     from ..report import analysis_document, hits_csv
     from ..roles import parse_role_overrides
@@ -60,8 +60,9 @@ def report(
             raise typer.BadParameter(f"{out} is an input file")
     session, warnings = load_session(paths, roles=parse_role_overrides(role))
     common.warn(warnings, quiet=as_json)
-    choice = choose_engine(engine, device, model_path=model)
+    choice = choose_engine(engine, device, model_path=model, channel_minutes=channel_minutes_of(session))
     common.warn(list(choice.notes), quiet=as_json)
+    common.info([choice.device_reason], quiet=as_json)
     with common.progress_bar("analysing", enabled=common.is_tty() and not as_json) as progress:
         analysis = analyse_session(session, bpm=bpm, grid=grid, swing_pct=swing,
                                    flam_threshold_ms=flam_threshold_ms, judge=choice.judge,

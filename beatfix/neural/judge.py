@@ -276,15 +276,18 @@ def neural_judge(candidates: Sequence[Onset], session: Session, delays=None, *, 
                                   refine=bool(model.config.get("apply_offset", False)))
 
 
-def make_neural_judge(model_path=None, device: str = "auto") -> tuple[Callable, str, list[str]]:
-    """Load a model and return ``(judge, device used, one-time notes for the user)``."""
+def make_neural_judge(model_path=None, device: str = "auto", *,
+                      channel_minutes: float | None = None) -> tuple[Callable, str, str]:
+    """Load a model and return ``(judge, device used, why that device)``.
+
+    ``channel_minutes`` (stems x minutes of the session) lets ``device="auto"``
+    choose by the job (:func:`~beatfix.neural.weights.choose_device`); the reason
+    is one informational line for ``auto``, empty for an explicit device.
+    """
     from .weights import load_model
 
-    model = load_model(model_path, device)
-    notes = []
-    if model.fell_back:
-        notes.append("no CUDA GPU found: the neural model runs on the CPU")
-    return NeuralJudge(model), model.device, notes
+    model = load_model(model_path, device, channel_minutes=channel_minutes)
+    return NeuralJudge(model), model.device, model.reason
 
 
 def assign_slots_neural(onsets: Sequence[Onset], session: Session, grid: Grid, *, model=None,
