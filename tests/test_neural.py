@@ -516,9 +516,15 @@ def test_train_cli_fine_tunes(tmp_path, tiny_dir):
     assert result.exit_code == 0, result.output
     assert "neural" in result.output and "bleed false-trigger rate" in result.output
     model = weights.load_model(out, "cpu")
-    assert model.config["training"]["init"] == str(tiny_dir)
+    assert model.backend == "onnx"  # the trained model ships its ONNX graphs and runs on them
+    assert model.config["training"]["init"].startswith("tiny 0.0.0-tiny (weights sha256 ")
     assert (out / "metrics.json").is_file() and (out / "MODEL_CARD.md").is_file()
     assert any((tmp_path / "sessions" / ".beatfix-cache").glob("*.npz"))
+    # retraining into the model folder it wrote needs no --force
+    again = CliRunner().invoke(_train_app(), [*args[:5], "--init", str(out), "--epochs", "1", "--device", "cpu",
+                                              "--model-version", "1.0.1", "--no-progress"])
+    assert again.exit_code == 0, again.output
+    assert weights.load_model(out, "cpu").version == "1.0.1"
 
 
 def test_train_cli_refuses_bad_input(tmp_path):
