@@ -134,7 +134,7 @@ def render_stems(session: Session, plan: EditPlan, *, drums: DrumPlans | None = 
             callback = lambda f, base=base, share=share: progress("rendering", base + share * f)  # noqa: E731
         else:
             callback = None
-        if close is None:
+        if close is None or drums is None:  # close is set only with drums
             audio = render(stem.audio, plan, progress=callback)
         else:
             own = drums.drum_of(stem.name)
@@ -152,9 +152,9 @@ def edits_document(analysis: Analysis, plan: EditPlan, drums: DrumPlans | None =
     edit's ``shift_ms``, which followers' residual and unmoved drums get).
     """
     sr = plan.sample_rate
-    edits = []
+    edits: list[dict] = []
     for k, e in enumerate(plan.edits):
-        row = {
+        row: dict = {
             "hit": e.hit_index,
             "slot": e.slot,
             "slot_time_s": round(float(analysis.grid.slot_time(e.slot)), 6),

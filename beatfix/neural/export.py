@@ -14,8 +14,9 @@ needs torch and the ``onnx`` package (the ``train`` extra); running needs neithe
 
 from __future__ import annotations
 
-import io
+import tempfile
 import warnings
+from pathlib import Path
 
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"
@@ -63,15 +64,16 @@ def export_onnx(net) -> dict[str, bytes]:
                 "roles": channels, "target": events, "emb": events}
     dec_axes = {name: {0: "sequences", 1: "events"} for name in (*DECODER_INPUTS, *DECODER_OUTPUTS)}
     out = {}
-    for name, module, args, inputs, outputs, axes in (
-            (ENCODER_FILE, _Encoder(), enc_args, ENCODER_INPUTS, ("emb",), enc_axes),
-            (DECODER_FILE, _Decoder(), dec_args, DECODER_INPUTS, DECODER_OUTPUTS, dec_axes)):
-        buf = io.BytesIO()
-        with warnings.catch_warnings():  # not no_grad: it would trace attention's fused kernel, which has no ONNX op
-            # the TorchScript exporter: it handles the GRU and attention with fixed opsets and needs no
-            # onnxscript; its deprecation and advanced-indexing notes (indices are never negative) are noise here
-            warnings.simplefilter("ignore")
-            torch.onnx.export(module, args, buf, dynamo=False, opset_version=OPSET, input_names=list(inputs),
-                              output_names=list(outputs), dynamic_axes=axes, do_constant_folding=True)
-        out[name] = buf.getvalue()
+    with tempfile.TemporaryDirectory(prefix="beatfix-export-") as scratch:
+        for name, module, args, inputs, outputs, axes in (
+                (ENCODER_FILE, _Encoder(), enc_args, ENCODER_INPUTS, ("emb",), enc_axes),
+                (DECODER_FILE, _Decoder(), dec_args, DECODER_INPUTS, DECODER_OUTPUTS, dec_axes)):
+            path = Path(scratch) / name
+            with warnings.catch_warnings():  # not no_grad: it would trace attention's fused kernel, which has no ONNX op
+                # the TorchScript exporter: it handles the GRU and attention with fixed opsets and needs no
+                # onnxscript; its deprecation and advanced-indexing notes (indices are never negative) are noise here
+                warnings.simplefilter("ignore")
+                torch.onnx.export(module, args, str(path), dynamo=False, opset_version=OPSET, input_names=list(inputs),
+                                  output_names=list(outputs), dynamic_axes=axes, do_constant_folding=True)
+            out[name] = path.read_bytes()
     return out

@@ -141,7 +141,9 @@ def _evaluate(net, exs, device, threshold, grids) -> dict:
     probs, offs, slots = [], [], []
     for ex, (_, context, _) in zip(exs, grids):
         p, o, s = predict_examples(net, ex, device, context=context)
-        probs.append(p), offs.append(o), slots.append(s)
+        probs.append(p)
+        offs.append(o)
+        slots.append(s)
     prob, off, slot_p = np.concatenate(probs), np.concatenate(offs), np.concatenate(slots)
     true_off = np.nan_to_num(np.concatenate([e.offset_ms for e in exs]))
     slot_true = np.concatenate([slot for _, _, slot in grids])
