@@ -5,11 +5,13 @@
 # torch is only for training (`beatfix train`, the `train` extra); the model runs on onnxruntime.
 # TORCH_INDEX: the CPU wheels' index, as an *extra* index. On a stock Linux machine PyPI's torch is
 # the CUDA build (+16 nvidia packages, about 3 GB); the CPU index offers 2.13.0+cpu, which pip ranks
-# above PyPI's 2.13.0 (a local version sorts after its public one), so the CPU build wins. Where that
-# index cannot be reached, pip gives up on it after its retries (about 10 s, measured on a machine
-# that reaches only PyPI and its local wheels) and takes torch from PyPI or a local wheel: it does not
-# stall on pip's 180 s timeout. The spec is plain `torch==2.13.0`, not `+cpu`, so macOS (CPU-only
-# wheels on PyPI, none on the CPU index) installs too. GPU users: make test TORCH_INDEX=
+# above PyPI's 2.13.0 (a local version sorts after its public one), so the CPU build wins. torch is
+# installed alone and with --no-deps, so that index is asked about torch only; its dependencies come
+# from PyPI with the project's. Where the index cannot be reached (a machine that sees only PyPI and
+# local wheels, like the one this was written on), pip gives up on it after its retries, about 10 s
+# measured, and takes torch from PyPI or a local wheel; asked for torch's 8 dependencies as well, it
+# lost 5 retries on each (95 s in all). The spec is plain `torch==2.13.0`, not `+cpu`, so macOS
+# (CPU-only wheels on PyPI, none on the CPU index) installs too. GPU users: make test TORCH_INDEX=
 # (PyPI's CUDA build), or TORCH_INDEX="--extra-index-url <your CUDA wheel index>".
 
 PYTHON      ?= python3
@@ -31,11 +33,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-# torch first, alone, so the extra index serves torch and nothing else
 install-train: $(TRAIN_STAMP)
 
 $(TRAIN_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet $(TORCH_SPEC) $(TORCH_INDEX)
+	$(BIN)/python -m pip install --quiet --no-deps $(TORCH_SPEC) $(TORCH_INDEX)
 	$(BIN)/python -m pip install --quiet -e ".[dev,train]"
 	touch $(TRAIN_STAMP)
 
