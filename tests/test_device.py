@@ -129,3 +129,16 @@ def test_a_model_folder_can_be_retrained_into(run_cli, tmp_path):
     (folder / "notes.txt").write_text("mine")
     r = run_cli("train", "--sessions", tmp_path / "nowhere", "--out", folder)
     assert r.exit_code == 1 and "other files" in r.stderr, r.stderr
+
+
+def test_a_cuda_provider_that_does_not_start_is_said(monkeypatch):
+    """onnxruntime quietly runs on its CPU provider when CUDA does not start: auto says so, cuda refuses."""
+    from beatfix.neural import runtime
+
+    monkeypatch.setattr(weights, "onnx_cuda_available", lambda: True)
+    real = runtime._session
+    monkeypatch.setattr(runtime, "_session", lambda model, device: real(model, "cpu"))  # CUDA asked, CPU given
+    auto = weights.load_model(None, "auto", channel_minutes=LIMIT * 2)
+    assert auto.device == "cpu" and auto.backend == "onnx" and "CUDA provider did not start" in auto.reason
+    with pytest.raises(ModelError, match="CUDA provider did not start"):
+        weights.load_model(None, "cuda")

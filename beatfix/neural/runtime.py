@@ -72,6 +72,11 @@ class OnnxHitNet:
     def providers(self) -> list[str]:
         return list(self._encoder.get_providers())
 
+    @property
+    def on_gpu(self) -> bool:
+        """Whether both graphs run on the CUDA provider (asked for it, onnxruntime may have fallen back)."""
+        return all(CUDA_PROVIDER in s.get_providers() for s in (self._encoder, self._decoder))
+
     def encode(self, fine: np.ndarray, coarse: np.ndarray, chan: np.ndarray, roles: np.ndarray,
                target: np.ndarray) -> np.ndarray:
         """``fine (E, C, B, F)``, ``coarse (E, C, B, K)``, ``chan (C, 1)``, ``roles (C,)``, ``target (E,)`` -> ``(E, D)``."""

@@ -130,15 +130,18 @@ class DeviceChoice:
 
 
 def choose_device(device: str = "auto", *, channel_minutes: float | None = None,
-                  onnx_cuda: Callable[[], bool] = onnx_cuda_available,
-                  torch_cuda: Callable[[], bool] = torch_cuda_available) -> DeviceChoice:
+                  onnx_cuda: Callable[[], bool] | None = None,
+                  torch_cuda: Callable[[], bool] | None = None) -> DeviceChoice:
     """Where inference runs. ``auto`` picks by the job: the CPU unless the session holds more than
     :data:`AUTO_GPU_MIN_CHANNEL_MINUTES` of audio (stems x minutes) and a CUDA GPU can run the model.
 
     A GPU is reached through onnxruntime's CUDA provider, else through torch. The
     runtimes are asked only when the job is large enough to want a GPU, so a small
     job never imports torch. Raises :class:`ModelError` for ``cuda`` without a GPU.
+    ``onnx_cuda`` and ``torch_cuda`` answer whether each runtime has a GPU (tests pass fakes).
     """
+    onnx_cuda = onnx_cuda or onnx_cuda_available
+    torch_cuda = torch_cuda or torch_cuda_available
     name = (device or "auto").lower()
     if name == "cpu":
         return DeviceChoice("cpu", "onnx")
@@ -315,6 +318,13 @@ def load_model(path: Path | str | None = None, device: str = "auto", *, backend:
             from .runtime import OnnxHitNet
 
             net: Any = OnnxHitNet(files[ENCODER_FILE], files[DECODER_FILE], device=choice.device, source=folder)
+            if choice.device != "cpu" and not net.on_gpu:
+                # onnxruntime falls back to its CPU provider when CUDA does not start (driver, cuDNN): say so
+                if (device or "auto").lower() != "auto":
+                    raise ModelError(f"--device {device}: onnxruntime's CUDA provider did not start "
+                                     "(check the CUDA and cuDNN libraries onnxruntime-gpu needs, or use --device cpu)")
+                choice = DeviceChoice("cpu", "onnx", choice.reason.replace("GPU, onnxruntime CUDA", "CPU", 1)
+                                      + ": onnxruntime's CUDA provider did not start")
             _check_graph_shapes(net, config)
             return LoadedModel(net=net, features=feat_cfg, config=config, path=folder, device=choice.device,
                                backend="onnx", reason=choice.reason)
