@@ -105,6 +105,7 @@ def test_saved_folders_ship_onnx_and_old_folders_get_it(tmp_path):
     (old / "SHA256SUMS").write_text(f"{config['weights_sha256']}  weights.pt\n{'0' * 64}  weights.npz\n")
     with pytest.raises(ModelError, match="encoder.onnx is missing.*add_onnx"):
         weights.load_model(old, "cpu")
+    assert weights.load_model(old, "cpu", backend="torch").backend == "torch"  # still a start for fine-tuning
     shas = weights.add_onnx(old)
     upgraded = json.loads((old / "config.json").read_text())
     assert upgraded["encoder_sha256"] == shas["encoder.onnx"] and "arrays_sha256" not in upgraded

@@ -306,7 +306,10 @@ def load_model(path: Path | str | None = None, device: str = "auto", *, backend:
         raise ValueError(f"backend {backend!r}: use auto or torch")
     folder = model_folder(path)
     config = _read_config(folder)
-    files = {name: _verified_bytes(folder, config, name) for name in (WEIGHTS_FILE, ENCODER_FILE, DECODER_FILE)}
+    # the torch module needs only weights.pt (fine-tuning a folder from before the ONNX export works);
+    # whatever is there is verified all the same
+    names = [WEIGHTS_FILE] + [n for n in (ENCODER_FILE, DECODER_FILE) if backend == "auto" or (folder / n).exists()]
+    files = {name: _verified_bytes(folder, config, name) for name in names}
     if backend == "torch":
         used, _ = resolve_train_device(device)
         choice = DeviceChoice(used, "torch")
