@@ -41,8 +41,10 @@ LEGACY_FILES = ("weights.npz",)
 MODEL_FILES = (CONFIG_FILE, WEIGHTS_FILE, ENCODER_FILE, DECODER_FILE, SUMS_FILE, CARD_FILE, METRICS_FILE)
 # Above this much audio (channels x minutes), `--device auto` runs the model on a GPU when one can.
 # Below it the CPU is faster overall: on an H200, CUDA start-up (torch import, context, first kernels)
-# cost about 3 s per command, more than the whole model's work on the CPU for a session this size.
-# It is derived from the CPU's measured rate and that start-up cost, not measured on a GPU (README).
+# cost about 3 s per command and 1.2-1.9 GB of memory. The model's own CPU time reaches 3 s at 36-140
+# channel-minutes (measured: 0.083 s per channel-minute on a dense 9-stem session, 0.022 on the sparse
+# 7-stem example); the limit sits at the top of that range because a wrong GPU choice also costs the
+# memory. Not measured on a GPU (README, "The neural hit model").
 AUTO_GPU_MIN_CHANNEL_MINUTES = 150.0
 
 
