@@ -152,7 +152,7 @@ def render_stems(session: Session, plan: EditPlan, *, drums: DrumPlans | None = 
             callback = lambda f, base=base, share=share: progress("rendering", base + share * f)  # noqa: E731
         else:
             callback = None
-        if close is None:
+        if close is None or drums is None:  # close is set only with drums
             audio = render(stem.audio, plan, progress=callback)
         else:
             own = drums.drum_of(stem.name)

@@ -153,9 +153,9 @@ def load_session(paths: Sequence[Path | str], *, roles: Mapping[str, str] | None
     roles = dict(roles or {})
     if not paths:
         raise InputError("no stems given")
-    paths = [Path(p) for p in paths]
-    stems = [read_stem(p, role=_override_for(p, roles)) for p in paths]
-    known = {k for p in paths for k in (str(p), p.name, p.stem)}
+    files = [Path(p) for p in paths]
+    stems = [read_stem(p, role=_override_for(p, roles)) for p in files]
+    known = {k for p in files for k in (str(p), p.name, p.stem)}
     unknown = [k for k in roles if k not in known]
     if unknown:
         raise InputError(f"--role names a file that is not an input: {unknown[0]}")
@@ -165,7 +165,8 @@ def load_session(paths: Sequence[Path | str], *, roles: Mapping[str, str] | None
         raise InputError(f"two stems share the name {dupes[0]!r}: stem names must be unique")
     rates = {s.sample_rate for s in stems}
     if len(rates) > 1:
-        listing = ", ".join(f"{s.path.name} {s.sample_rate} Hz" for s in stems)
+        listing = ", ".join(f"{s.name} {s.sample_rate} Hz" if s.path is None else f"{s.path.name} {s.sample_rate} Hz"
+                            for s in stems)
         raise InputError(f"stems have different sample rates ({listing}): resample them first")
     warnings: list[str] = []
     longest = max(s.n_samples for s in stems)
@@ -173,7 +174,8 @@ def load_session(paths: Sequence[Path | str], *, roles: Mapping[str, str] | None
     for s in stems:
         if s.n_samples < longest:
             short_ms = (longest - s.n_samples) / s.sample_rate * 1000
-            warnings.append(f"{s.path.name} is {short_ms:.1f} ms shorter than the longest stem: padded with silence")
+            shown = s.name if s.path is None else s.path.name
+            warnings.append(f"{shown} is {short_ms:.1f} ms shorter than the longest stem: padded with silence")
             audio = np.zeros((s.n_channels, longest), dtype=np.float32)
             audio[:, : s.n_samples] = s.audio
             s = replace(s, audio=audio)

@@ -78,18 +78,20 @@ def _bands(o) -> np.ndarray | None:
 def _coincident(a_times: np.ndarray, b_times: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(index in A, index in B, lag ms) of every B candidate 0.2-6.5 ms before an A candidate."""
     lo, hi = (ms / 1000.0 for ms in LAG_RANGE_MS)
-    ia, ib = [], []
+    rows_a: list[int] = []
+    rows_b: list[int] = []
     for i, t in enumerate(a_times):
         j0, j1 = np.searchsorted(b_times, [t - hi, t - lo], side="left")
-        ia += [i] * (j1 - j0)
-        ib += range(j0, j1)
-    ia, ib = np.asarray(ia, dtype=int), np.asarray(ib, dtype=int)
+        rows_a += [i] * (j1 - j0)
+        rows_b += range(j0, j1)
+    ia, ib = np.asarray(rows_a, dtype=np.int64), np.asarray(rows_b, dtype=np.int64)
     return ia, ib, (a_times[ia] - b_times[ib]) * 1000.0 if ia.size else np.zeros(0)
 
 
 def _delay_modes(lags_ms: np.ndarray) -> list[np.ndarray]:
     """Index groups of lags around the densest delays (a KDE's modes, box kernel of LAG_TOLERANCE_MS)."""
-    out, left = [], np.arange(lags_ms.size)
+    out: list[np.ndarray] = []
+    left = np.arange(lags_ms.size)
     need = max(MIN_PATH_PAIRS, MIN_PATH_SHARE * lags_ms.size)
     while left.size and len(out) < MAX_PATHS:
         x = lags_ms[left]
@@ -127,8 +129,9 @@ def find_paths(candidates: Mapping[str, Sequence[Onset]], roles: Mapping[str, st
                 lb = np.array([b_cands[ib[g]].level_db for g in group])
                 r = float(np.corrcoef(la, lb)[0, 1]) if np.std(la) > 0 and np.std(lb) > 0 else 0.0
                 scatter = float(np.std(diffs))
-                offsets = [_bands(a_cands[ia[g]]) - _bands(b_cands[ib[g]]) for g in group
-                           if _bands(a_cands[ia[g]]) is not None and _bands(b_cands[ib[g]]) is not None]
+                offsets = [band_a - band_b for g in group
+                           if (band_a := _bands(a_cands[ia[g]])) is not None
+                           and (band_b := _bands(b_cands[ib[g]])) is not None]
                 band_offset = np.median(offsets, axis=0) if offsets else np.zeros(0)
                 out.append(BleedPath(a, b, float(np.median(lags[group])), line, band_offset, len(group), r, scatter))
     return out
@@ -192,8 +195,8 @@ def _explained(onset, sources: Sequence[tuple[BleedPath, Onset]]) -> tuple[float
     level = 10.0 * np.log10(sum(10 ** ((s.level_db + p.line_db) / 10.0) for p, s in sources))
     over = onset.level_db - level
     a = _bands(onset)
-    expected = [10 ** ((_bands(s) + p.band_offset_db) / 10.0) for p, s in sources
-                if _bands(s) is not None and p.band_offset_db.size == len(s.band_db)]
+    expected = [10 ** ((bands + p.band_offset_db) / 10.0) for p, s in sources
+                if (bands := _bands(s)) is not None and p.band_offset_db.size == bands.size]
     if a is None or not expected or len(expected[0]) != a.size:
         return over, 0.0
     power, e = np.power(10.0, a / 10.0), np.sum(expected, axis=0)
@@ -218,7 +221,7 @@ def bleed_verdicts(onsets: Sequence[Onset], candidates: Mapping[str, Sequence[On
             for k in near:
                 on_delay |= abs(arrivals[k]) <= LAG_TOLERANCE_MS
                 near_delay |= abs(arrivals[k]) <= NEAR_DELAY_MS
-                sources.append((p, candidates[p.source][k]))
+                sources.append((p, candidates[p.source][int(k)]))
         if not near_delay:
             continue
         over, colour = _explained(o, sources)
@@ -264,9 +267,10 @@ def reject_bleed(accepted: Sequence[Onset], rejected: Sequence[Onset], session: 
     """
     roles = {s.name: s.role for s in session.close_stems}
     if candidates is None:
-        candidates = {}
+        pooled: dict[str, list[Onset]] = {}
         for o in list(accepted) + list(rejected):
-            candidates.setdefault(o.stem, []).append(o)
+            pooled.setdefault(o.stem, []).append(o)
+        candidates = pooled
     candidates = {m: sorted(cs, key=lambda c: c.time_s) for m, cs in candidates.items() if m in roles and cs}
     flat = [c for cs in candidates.values() for c in cs]
     bleed = {_key(flat[i]) for i in bleed_verdicts(flat, candidates, primary_paths(candidates, roles))}

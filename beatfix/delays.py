@@ -65,7 +65,8 @@ def measuring_hits(strong: Mapping[str, Sequence[Candidate]], drum: Mapping[str,
     hits has to sort it out. Returns the hits and the names of the mics
     whose hits are isolated.
     """
-    out, isolated = {}, set()
+    out: dict[str, list[Candidate]] = {}
+    isolated: set[str] = set()
     for name, hits in strong.items():
         others = np.sort([c.time_s for other, hs in strong.items() if drum.get(other, other) != drum.get(name, name)
                           for c in hs])
@@ -214,9 +215,9 @@ def measure_delays(session: Session, candidates: Mapping[str, Sequence[Candidate
     first_of_role: dict[str, Stem] = {}
     drum: dict[str, str] = {}
     for stem in close:
-        leader = first_of_role.setdefault(stem.role, stem)
-        same = leader is not stem and _same_drum(strong[leader.name], strong[stem.name])
-        drum[stem.name] = leader.name if same else stem.name
+        first = first_of_role.setdefault(stem.role, stem)
+        same = first is not stem and _same_drum(strong[first.name], strong[stem.name])
+        drum[stem.name] = first.name if same else stem.name
     hits, _ = measuring_hits(strong, drum)
     out: dict[str, MicDelay] = {}
     for stem in close:
@@ -230,8 +231,7 @@ def measure_delays(session: Session, candidates: Mapping[str, Sequence[Candidate
     for i, stem in enumerate(followers):
         if progress:
             progress("delays", i / max(len(followers), 1))
-        results = {c.name: measure_pair(c, hits[c.name], stem) for c in close if hits[c.name]}
-        results = {k: v for k, v in results.items() if v is not None}
+        results = {c.name: m for c in close if hits[c.name] and (m := measure_pair(c, hits[c.name], stem)) is not None}
         if not results:
             out[stem.name] = MicDelay(stem.name, 0.0, 1, None, {})
             continue

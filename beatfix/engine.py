@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from .errors import ParameterError
+from .types import Session
 
 ENGINES = ("auto", "neural", "classic")
 DEVICES = ("auto", "cpu", "cuda")
@@ -16,11 +17,21 @@ class EngineChoice:
     name: str  # "neural" or "classic"
     judge: Optional[Callable]  # passed to analyse_session(judge=...); None = classic
     device: str = "cpu"
-    notes: tuple[str, ...] = field(default_factory=tuple)  # one-time messages for the user
+    notes: tuple[str, ...] = field(default_factory=tuple)  # one-time warnings for the user
+    device_reason: str = ""  # ``--device auto``: what it chose and why, one informational line
 
 
-def choose_engine(engine: str = "auto", device: str = "auto", *, model_path=None) -> EngineChoice:
-    """Resolve ``--engine`` and ``--device``. Loading the model may raise ModelError."""
+def channel_minutes_of(session: Session) -> float:
+    """The job's size for ``--device auto``: stems x minutes (the model encodes every candidate on every stem)."""
+    return len(session.stems) * session.duration_s / 60.0
+
+
+def choose_engine(engine: str = "auto", device: str = "auto", *, model_path=None,
+                  channel_minutes: float | None = None) -> EngineChoice:
+    """Resolve ``--engine`` and ``--device``. Loading the model may raise ModelError.
+
+    ``channel_minutes`` (:func:`channel_minutes_of` the session) sizes the job for ``--device auto``.
+    """
     engine = engine.lower()
     device = device.lower()
     if engine not in ENGINES:
@@ -29,7 +40,8 @@ def choose_engine(engine: str = "auto", device: str = "auto", *, model_path=None
         raise ParameterError(f"--device {device!r}: use one of {', '.join(DEVICES)}")
     if engine == "classic":
         return EngineChoice("classic", None, "cpu")
-    from .neural.judge import make_neural_judge  # torch is imported only here
+    from .neural.judge import make_neural_judge  # onnxruntime is imported only here (torch only for a GPU)
 
-    judge, used_device, notes = make_neural_judge(model_path=model_path, device=device)
-    return EngineChoice("neural", judge, used_device, tuple(notes))
+    judge, used_device, reason = make_neural_judge(model_path=model_path, device=device,
+                                                   channel_minutes=channel_minutes)
+    return EngineChoice("neural", judge, used_device, device_reason=reason)

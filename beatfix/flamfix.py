@@ -221,13 +221,14 @@ def plan_drums(analysis: Analysis, plan: EditPlan, *, close_roles: Mapping[str, 
         if analysis.engine != "oracle":  # an analysis built from a session's truth has its onsets exactly
             timing, retimed = _retime(analysis, clean)
     deliberate = {f.slot for f in analysis.flams if f.deliberate}
-    plans, moved = {}, []
+    plans: dict[str, EditPlan] = {}
+    moved: list[str] = []
     fixed: set[int] = set()
     for drum, stems in drums.items():
         wanted = _wanted_shifts(timing, plan, stems, mode, strength_pct / 100.0, exclude_within_ms, deliberate)
-        own = _fit_plan(plan, wanted)
-        plans[drum] = own
-        changed = [k for k, (a, b) in enumerate(zip(own.edits, plan.edits)) if a.shift_samples != b.shift_samples]
+        own_plan = _fit_plan(plan, wanted)
+        plans[drum] = own_plan
+        changed = [k for k, (a, b) in enumerate(zip(own_plan.edits, plan.edits)) if a.shift_samples != b.shift_samples]
         if changed:
             moved.append(drum)
             for k in changed:
@@ -292,7 +293,7 @@ def render_split(audio: np.ndarray, plan: EditPlan, drums: DrumPlans, close_mono
         paths = estimate_paths(regressors, drums.strokes, audio[c], plan.sample_rate, hints_ms=hints, **reach)
         for drum in movers:
             path = paths.get(drum)
-            if not trusted(path):
+            if path is None or not trusted(path):
                 continue  # no path its strokes agree on: this drum's part stays with the residual
             part = apply_path(path, regressors[drum])[None, :].astype(audio.dtype)
             out[c] += render(part, drums.plans[drum])[0] - render(part, plan)[0]

@@ -206,7 +206,7 @@ def _bleed_logit(c: Candidate, a: str, strokes: Mapping[str, _Strokes], drum, pa
     return timing + level + spectrum + weakness + spurious
 
 
-def classic_judge(candidates: Sequence[Onset] | Mapping[str, Sequence[Onset]], session: Session,
+def classic_judge(candidates: Sequence[Candidate] | Mapping[str, Sequence[Candidate]], session: Session,
                   delays: Sequence[MicDelay] | None = None) -> tuple[list[Onset], list[Onset]]:
     """Split candidates (:class:`~beatfix.onsets.Candidate`, flat or by stem) into own-drum onsets and bleed.
 
@@ -232,7 +232,8 @@ def classic_judge(candidates: Sequence[Onset] | Mapping[str, Sequence[Onset]], s
                        for c in cands] for a, cands in by_stem.items()}
         refs = {a: r for a, cands in by_stem.items()
                 if (r := _Own.of([c for c, p in zip(cands, verdict[a]) if p >= ACCEPT])) is not None}
-    accepted, rejected = [], []
+    accepted: list[Onset] = []
+    rejected: list[Onset] = []
     for a, cands in by_stem.items():
         for c, p in zip(cands, verdict[a]):
             (accepted if p >= ACCEPT else rejected).append(replace(c, confidence=p))
@@ -254,7 +255,7 @@ def is_grace(grace: Onset, main: Onset) -> bool:
             and grace.level_db <= main.level_db - GRACE_SOFTER_DB)
 
 
-def group_hits(onsets: Sequence[Onset], slots: Sequence[int], grid, delay_s: Mapping[str, float]
+def group_hits(onsets: Sequence[Onset], slots: Sequence[int] | np.ndarray, grid, delay_s: Mapping[str, float]
                ) -> tuple[list[Hit], dict[int, list[Onset]]]:
     """One Hit per occupied slot, plus the onsets left out of each hit (slot -> onsets).
 

@@ -139,12 +139,14 @@ def _onset_spectrogram_blocks(mono: np.ndarray, sample_rate: int,
 def _onset_activation(mono: np.ndarray, sample_rate: int, network, filterbanks) -> np.ndarray:
     """One signal through the spectrogram blocks and the network, holding a few blocks at a time."""
     pad = ONSET_CNN_PAD
-    pending, pending_start, next_frame = None, 0, 0
+    pending: np.ndarray | None = None
+    pending_start, next_frame = 0, 0
     activation: list[np.ndarray] = []
 
     def run(f0: int, f1: int, last_frame: int) -> None:
         # the block with ONSET_CNN_PAD frames of context each side, the first and last frame
         # repeated beyond the ends, as madmom pads the whole spectrogram
+        assert pending is not None  # run() is called once frames are pending
         rows = np.clip(np.arange(f0 - pad, f1 + pad), 0, last_frame) - pending_start
         activation.append(np.asarray(network(pending[rows]), dtype=np.float32).reshape(-1))
 
@@ -156,7 +158,7 @@ def _onset_activation(mono: np.ndarray, sample_rate: int, network, filterbanks) 
             next_frame += _NN_BLOCK_FRAMES
         drop = max(0, next_frame - pad - pending_start)
         pending, pending_start = pending[drop:], pending_start + drop
-    n_frames = pending_start + len(pending)
+    n_frames = pending_start + (0 if pending is None else len(pending))
     while next_frame < n_frames:
         stop = min(n_frames, next_frame + _NN_BLOCK_FRAMES)
         run(next_frame, stop, n_frames - 1)

@@ -186,10 +186,10 @@ def _attack_points(sig: _StemSignal, lo: int, hi: int) -> tuple[np.ndarray, np.n
         ratio = np.where(level >= sig.min_added_db[band], _db(after) - _db(before), -np.inf)
         ratios.append(ratio)
         levels.append(level)
-    ratios, levels = np.array(ratios), np.array(levels)
-    which = np.argmax(ratios, axis=0)
-    ratio = ratios[which, np.arange(len(n))]
-    level = levels.max(axis=0)
+    ratio_rows, level_rows = np.array(ratios), np.array(levels)
+    which = np.argmax(ratio_rows, axis=0)
+    ratio = ratio_rows[which, np.arange(len(n))]
+    level = level_rows.max(axis=0)
     # local maxima over +-1.5 ms: one point per attack
     half = sig.ms(1.5)
     padded = np.pad(ratio, half, constant_values=-np.inf)

@@ -59,7 +59,7 @@ def stem_deviations_ms(analysis: Analysis, stem: str) -> tuple[np.ndarray, np.nd
 
 
 def channel_stats(analysis: Analysis, session: Session) -> list[ChannelStats]:
-    rejected = {}
+    rejected: dict[str, int] = {}
     for onset in analysis.rejected:
         rejected[onset.stem] = rejected.get(onset.stem, 0) + 1
     out = []

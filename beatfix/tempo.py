@@ -30,6 +30,7 @@ import math
 from typing import Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .errors import InputError
 from .grid import Grid, check_bpm
@@ -76,7 +77,7 @@ def _strength_near(bpms: np.ndarray, strengths: np.ndarray, bpm: float) -> float
     return float(strengths[np.abs(bpms / bpm - 1.0) <= SAME_TEMPO].sum())
 
 
-def tempo_candidates(bpms: Sequence[float], strengths: Sequence[float]) -> list[TempoCandidate]:
+def tempo_candidates(bpms: ArrayLike, strengths: ArrayLike) -> list[TempoCandidate]:
     """Merge histogram peaks into candidates; the chosen tempo first, its half and double always listed."""
     bpms, strengths = np.asarray(bpms, float), np.asarray(strengths, float)
     inside = [(s, b) for b, s in zip(bpms, strengths) if CHOOSE_BPM[0] <= b <= CHOOSE_BPM[1]]
@@ -100,7 +101,7 @@ def tempo_candidates(bpms: Sequence[float], strengths: Sequence[float]) -> list[
     return [first, *rest]
 
 
-def prefer_backbeat(candidates: Sequence[TempoCandidate], backbeat_s: Sequence[float]) -> list[TempoCandidate]:
+def prefer_backbeat(candidates: Sequence[TempoCandidate], backbeat_s: ArrayLike) -> list[TempoCandidate]:
     """Re-choose between the chosen tempo, its half and its double using the snare's backbeat.
 
     In most drum grooves the loud snare strokes fall two beats apart (2 and 4):
@@ -127,7 +128,7 @@ def prefer_backbeat(candidates: Sequence[TempoCandidate], backbeat_s: Sequence[f
     return [best, *sorted((c for c in candidates if c is not best), key=lambda c: -c.strength)]
 
 
-def grid_deviation_ms(times_s: Sequence[float], weights: Sequence[float], *, bpm: float, steps_per_beat: float,
+def grid_deviation_ms(times_s: ArrayLike, weights: ArrayLike, *, bpm: float, steps_per_beat: float,
                       swing_pct: float = 50.0) -> float:
     """GRID_FIT_QUANTILE-th percentile of the onsets' distances (ms) to the nearest slot of a grid fitted at ``bpm``."""
     times = np.asarray(times_s, float)
@@ -136,7 +137,7 @@ def grid_deviation_ms(times_s: Sequence[float], weights: Sequence[float], *, bpm
     return float(np.percentile(np.abs(times - grid.slot_time(slots)), GRID_FIT_QUANTILE)) * 1000.0
 
 
-def prefer_grid_fit(candidates: Sequence[TempoCandidate], times_s: Sequence[float], weights: Sequence[float], *,
+def prefer_grid_fit(candidates: Sequence[TempoCandidate], times_s: ArrayLike, weights: ArrayLike, *,
                     steps_per_beat: float, swing_pct: float = 50.0) -> list[TempoCandidate]:
     """Re-choose between the chosen tempo and its 3/2 and 2/3 by how well the onsets fit the grid.
 
@@ -226,8 +227,8 @@ def _lsq(times, weights, slots, swing_pct, step_s, fix_step: bool) -> tuple[floa
     return float(offset), float(step)
 
 
-def fit_grid(times_s: Sequence[float], weights: Sequence[float], *, bpm: float, steps_per_beat: float,
-             swing_pct: float = 50.0, fixed_bpm: bool = False, accents: Sequence[float] | None = None) -> Grid:
+def fit_grid(times_s: ArrayLike, weights: ArrayLike, *, bpm: float, steps_per_beat: float,
+             swing_pct: float = 50.0, fixed_bpm: bool = False, accents: ArrayLike | None = None) -> Grid:
     """Fit the phase (and, unless ``fixed_bpm``, the tempo) of a grid to onset times.
 
     ``weights`` scale each onset's pull on the fit (its level); ``accents``
@@ -294,7 +295,7 @@ def _whole(steps: float, even: bool) -> bool:
     return math.isclose(steps, n, abs_tol=1e-9) and (not even or n % 2 == 0)
 
 
-def assign_slots(times_s: Sequence[float], grid: Grid, *, passes: int = 2) -> np.ndarray:
+def assign_slots(times_s: ArrayLike, grid: Grid, *, passes: int = 2) -> np.ndarray:
     """Slot of each time: nearest slot after removing the local timing drift of the neighbours."""
     times = np.asarray(times_s, float)
     if times.size == 0:

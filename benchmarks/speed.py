@@ -473,7 +473,7 @@ def markdown(res: dict) -> str:
                          f"{main['baseline_mb'][name]:.0f} | {r['load']} |")
     lines += ["", f"I/O floor passes: {', '.join(f'{s:.2f}' for s in floor['all_s'])} s. Baseline: the interpreter "
               "with numpy, scipy, soundfile, soxr, typer, rich and the onset network loaded (and, for neural, the hit "
-              "model, which on a CPU runs through numpy: torch is not imported): what any run holds before it reads "
+              "model, which runs on onnxruntime: torch is not imported): what any run holds before it reads "
               "a sample.", ""]
     for name, probe in main["stages"].items():
         lines += [f"### Where the time and memory go: {name}", "",

@@ -227,6 +227,7 @@ def test_silent_stem_passes_through(run_cli, small_session, tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory):
+    pytest.importorskip("torch")  # making a model is training's business (the train extra)
     from beatfix.neural.weights import tiny_model
 
     return tiny_model(tmp_path_factory.mktemp("models") / "tiny", seed=1)

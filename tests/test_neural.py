@@ -133,14 +133,20 @@ def mini():
 def test_shipped_model_loads_and_is_small(shipped):
     folder = weights.default_model_dir()
     assert folder.name == "beatfix-hit-v1"
-    for name in ("config.json", "weights.pt", "weights.npz", "MODEL_CARD.md", "SHA256SUMS"):
+    for name in ("config.json", "weights.pt", "encoder.onnx", "decoder.onnx", "MODEL_CARD.md", "SHA256SUMS"):
         assert (folder / name).is_file(), name
+    assert not (folder / "weights.npz").exists()
     assert (folder / "weights.pt").stat().st_size < 1_500_000
     assert shipped.config["weights_sha256"] == weights.sha256_file(folder / "weights.pt")
-    assert shipped.config["arrays_sha256"] == weights.sha256_file(folder / "weights.npz")
+    assert shipped.config["encoder_sha256"] == weights.sha256_file(folder / "encoder.onnx")
+    assert shipped.config["decoder_sha256"] == weights.sha256_file(folder / "decoder.onnx")
+    sums = (folder / "SHA256SUMS").read_text().split()
+    assert sums[1::2] == ["weights.pt", "encoder.onnx", "decoder.onnx"]
     assert shipped.version.startswith("1.")
-    assert shipped.backend == "numpy"  # on a CPU the shipped model runs without torch
+    assert shipped.backend == "onnx"  # the shipped model runs on onnxruntime, without torch
     assert not weights.load_model(None, "cpu", backend="torch").net.training
+    # where it came from, by name and version: a path on the trainer's machine meant nothing
+    assert shipped.config["training"]["init"].startswith("beatfix-hit-v1 1.0.0 ")
 
 
 def test_models_found_when_installed(tmp_path, monkeypatch):
@@ -159,7 +165,8 @@ def test_models_found_when_installed(tmp_path, monkeypatch):
     assert weights.models_root() == Path(weights.__file__).resolve().parents[2] / "models"
 
 
-@pytest.mark.parametrize("name, backend", [("weights.pt", "torch"), ("weights.npz", "auto")])
+@pytest.mark.parametrize("name, backend", [("weights.pt", "torch"), ("encoder.onnx", "auto"),
+                                           ("decoder.onnx", "auto"), ("encoder.onnx", "torch")])
 def test_corrupt_weights_are_refused_before_loading(tmp_path, tiny_dir, name, backend):
     copy = tmp_path / "broken"
     shutil.copytree(tiny_dir, copy)
@@ -177,32 +184,32 @@ def test_missing_or_foreign_model_folder(tmp_path, tiny_dir):
         weights.load_model(tmp_path, "cpu")
     copy = tmp_path / "nosums"
     shutil.copytree(tiny_dir, copy)
-    (copy / "SHA256SUMS").write_text("0" * 64 + "  weights.pt\n" + "0" * 64 + "  weights.npz\n")
+    (copy / "SHA256SUMS").write_text("0" * 64 + "  weights.pt\n" + "0" * 64 + "  encoder.onnx\n")
     for backend in ("auto", "torch"):
         with pytest.raises(ModelError, match="disagree"):
             weights.load_model(copy, "cpu", backend=backend)
 
 
 @pytest.mark.parametrize("driver", [False, True])
-def test_device_selection(monkeypatch, driver):
+def test_training_device_selection(monkeypatch, driver):
     """Without an NVIDIA driver torch is not even asked; with one, torch's answer counts."""
     monkeypatch.setattr(weights, "_cuda_possible", lambda: driver)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert weights.resolve_device("auto") == ("cpu", True)
-    assert weights.resolve_device("cpu") == ("cpu", False)
+    assert weights.resolve_train_device("auto") == ("cpu", True)
+    assert weights.resolve_train_device("cpu") == ("cpu", False)
     with pytest.raises(ModelError, match="no CUDA GPU"):
-        weights.resolve_device("cuda")
+        weights.resolve_train_device("cuda")
     with pytest.raises(ModelError):
-        weights.resolve_device("tpu")
+        weights.resolve_train_device("tpu")
 
 
-def test_make_neural_judge_announces_cpu_fallback(monkeypatch, tiny_dir):
+def test_make_neural_judge_says_why_auto_chose_the_cpu(monkeypatch, tiny_dir):
     from beatfix.neural.judge import make_neural_judge
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    judge, device, notes = make_neural_judge(model_path=tiny_dir, device="auto")
-    assert device == "cpu" and len(notes) == 1 and "CPU" in notes[0]
-    assert make_neural_judge(model_path=tiny_dir, device="cpu")[2] == []
+    judge, device, reason = make_neural_judge(model_path=tiny_dir, device="auto", channel_minutes=3.0)
+    assert device == "cpu" and reason.startswith("device auto: CPU") and "3.0 channel-minutes" in reason
+    assert make_neural_judge(model_path=tiny_dir, device="cpu")[2] == ""
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
@@ -373,7 +380,7 @@ def test_judge_slots_survive_the_bleed_check(mini, monkeypatch):
     session, own, bleed, grid = mini
     cands, _ = candidates_of(own, bleed)
     model = weights.LoadedModel(net=_SlotNet(), features=FeatureConfig(), config={}, path=Path("stub"), device="cpu",
-                                fell_back=False)
+                                backend="torch")
     delays = (MicDelay("kick", 0.0, 1, None), MicDelay("snare", 0.7, 1, "kick"), MicDelay("hh", 1.3, 1, "kick"))
     judge = NeuralJudge(model)
     accepted, rejected = judge(cands, session, delays)
@@ -509,9 +516,15 @@ def test_train_cli_fine_tunes(tmp_path, tiny_dir):
     assert result.exit_code == 0, result.output
     assert "neural" in result.output and "bleed false-trigger rate" in result.output
     model = weights.load_model(out, "cpu")
-    assert model.config["training"]["init"] == str(tiny_dir)
+    assert model.backend == "onnx"  # the trained model ships its ONNX graphs and runs on them
+    assert model.config["training"]["init"].startswith("tiny 0.0.0-tiny (weights sha256 ")
     assert (out / "metrics.json").is_file() and (out / "MODEL_CARD.md").is_file()
     assert any((tmp_path / "sessions" / ".beatfix-cache").glob("*.npz"))
+    # retraining into the model folder it wrote needs no --force
+    again = CliRunner().invoke(_train_app(), [*args[:5], "--init", str(out), "--epochs", "1", "--device", "cpu",
+                                              "--model-version", "1.0.1", "--no-progress"])
+    assert again.exit_code == 0, again.output
+    assert weights.load_model(out, "cpu").version == "1.0.1"
 
 
 def test_train_cli_refuses_bad_input(tmp_path):

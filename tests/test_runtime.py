@@ -1,12 +1,9 @@
-"""The numpy forward pass (beatfix.neural.runtime) against the torch module it stands in for on a CPU."""
+"""The ONNX export run by onnxruntime (how the model runs) against the torch module it is exported from."""
 
 from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +13,6 @@ torch = pytest.importorskip("torch")
 from beatfix.errors import ModelError  # noqa: E402
 from beatfix.neural import weights  # noqa: E402
 from beatfix.neural.judge import predict  # noqa: E402
-from beatfix.neural.runtime import NumpyHitNet, gelu  # noqa: E402
 
 from test_neural import candidates_of, mini_session  # noqa: E402
 
@@ -34,103 +30,126 @@ def _both(folder):
     return weights.load_model(folder, "cpu"), weights.load_model(folder, "cpu", backend="torch")
 
 
-def test_gelu_is_the_exact_gelu():
-    x = np.concatenate([np.linspace(-12, 12, 200_001), [0.0, -0.0, 1e-30, -1e-30, 40.0, -40.0]]).astype(np.float32)
-    exact = torch.nn.functional.gelu(torch.from_numpy(x).double()).numpy()
-    got = gelu(x)
-    assert got.dtype == np.float32 and got.shape == x.shape
-    assert np.abs(got - exact).max() < 1e-6
+@pytest.fixture(scope="module")
+def shipped_pair():
+    return _both(None)
 
 
-@pytest.mark.parametrize("n_events, n_channels", [(1, 1), (37, 3), (130, 8), (5, 16)])
-def test_numpy_encode_and_decode_match_torch(n_events, n_channels):
-    fast, ref = _both(None)
-    assert fast.backend == "numpy" and ref.backend == "torch"
-    x = _inputs(fast.net.cfg, n_events, n_channels, seed=n_events)
+@pytest.mark.parametrize("n_events, n_channels", [(1, 1), (37, 3), (130, 8), (200, 12), (5, 16)])
+def test_onnx_encode_and_decode_match_torch(shipped_pair, n_events, n_channels):
+    """One graph for any event and channel count (the axes are dynamic), within float32 rounding."""
+    fast, ref = shipped_pair
+    assert fast.backend == "onnx" and ref.backend == "torch"
+    cfg = ref.net.cfg
+    x = _inputs(cfg, n_events, n_channels, seed=n_events)
     a, b = fast.encode(*x), ref.encode(*x)
-    assert a.dtype == np.float32 and a.shape == b.shape == (n_events, fast.net.cfg.width)
-    np.testing.assert_allclose(a, b, atol=2e-5 * max(1.0, float(np.abs(b).max())))
-    context = np.random.default_rng(1).standard_normal((1, n_events, fast.net.cfg.n_context)).astype(np.float32)
-    for got, want in zip(fast.decode(b[None], context), ref.decode(b[None], context)):
-        assert got.shape == want.shape
-        np.testing.assert_allclose(got, want, atol=2e-5)
+    assert a.dtype == np.float32 and a.shape == b.shape == (n_events, cfg.width)
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-5 * max(1.0, float(np.abs(b).max())))
+    context = np.random.default_rng(1).standard_normal((2, n_events, cfg.n_context)).astype(np.float32)
+    emb = np.stack([b, b[::-1]])
+    for got, want in zip(fast.decode(emb, context), ref.decode(emb, context)):
+        assert got.shape == want.shape and got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
 
 
-def test_channel_order_does_not_matter():
-    """The channels are a set, in numpy as in torch: permuting them permutes nothing in the answer."""
-    fast, _ = _both(None)
-    fine, coarse, chan, roles, target = _inputs(fast.net.cfg, 20, 5, seed=4)
+def test_written_out_attention_is_torchs_multihead_attention(shipped_pair):
+    """The training module spells attention out (exportable); it is nn.MultiheadAttention's arithmetic."""
+    net = shipped_pair[1].net
+    h = torch.randn(9, 6, net.cfg.width, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        want, _ = net.attn(h, h, h, need_weights=False)
+        np.testing.assert_allclose(net._attend(h).numpy(), want.numpy(), rtol=0, atol=1e-6)
+
+
+def test_channel_order_does_not_matter(shipped_pair):
+    """The channels are a set in the exported graph too: permuting them permutes nothing in the answer."""
+    fast, ref = shipped_pair
+    fine, coarse, chan, roles, target = _inputs(ref.net.cfg, 20, 5, seed=4)
     perm = np.array([3, 0, 4, 1, 2])
     inverse = np.argsort(perm)
     a = fast.encode(fine, coarse, chan, roles, target)
     b = fast.encode(fine[:, perm], coarse[:, perm], chan[perm], roles[perm], inverse[target])
-    np.testing.assert_allclose(a, b, atol=1e-5)
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
 
 
-def test_the_same_decisions_on_a_session():
+def test_the_same_decisions_on_a_session(shipped_pair):
     session, own, bleed, grid = mini_session(seed=7)
     cands, _ = candidates_of(own, bleed)
-    fast, ref = _both(None)
+    fast, ref = shipped_pair
     a, b = predict(fast, session, cands, grid=grid), predict(ref, session, cands, grid=grid)
     np.testing.assert_allclose(a.own_prob, b.own_prob, atol=1e-5)
     np.testing.assert_allclose(a.offset_ms, b.offset_ms, atol=1e-4)
     np.testing.assert_allclose(a.slot_probs, b.slot_probs, atol=1e-5)
     assert ((a.own_prob >= 0.5) == (b.own_prob >= 0.5)).all()
+    assert (a.slot_delta == b.slot_delta).all()
 
 
-def test_trained_folders_get_both_files_and_old_folders_still_load(tmp_path):
+def test_saved_folders_ship_onnx_and_old_folders_get_it(tmp_path):
+    """Every save exports the graphs (a retrained model runs at once); add_onnx upgrades an older folder."""
     tiny = weights.tiny_model(tmp_path / "tiny", seed=5)
     sums = (tiny / "SHA256SUMS").read_text().split()
-    assert sums[1::2] == ["weights.pt", "weights.npz"]
+    assert sums[1::2] == ["weights.pt", "encoder.onnx", "decoder.onnx"]
     fast, ref = _both(tiny)
-    x = _inputs(fast.net.cfg, 9, 4)
-    np.testing.assert_allclose(fast.encode(*x), ref.encode(*x), atol=1e-5)
+    x = _inputs(ref.net.cfg, 9, 4)
+    np.testing.assert_allclose(fast.encode(*x), ref.encode(*x), rtol=0, atol=1e-5)
 
-    # a folder from before weights.npz: runs through torch, and add_arrays gives it the numpy file
+    # a folder of beatfix 0.1: weights.pt and weights.npz, no graphs
     old = tmp_path / "old"
     shutil.copytree(tiny, old)
-    (old / "weights.npz").unlink()
+    for name in ("encoder.onnx", "decoder.onnx"):
+        (old / name).unlink()
+    (old / "weights.npz").write_bytes(b"arrays of the numpy forward pass")
     config = json.loads((old / "config.json").read_text())
-    del config["arrays_sha256"]
-    (old / "config.json").write_text(json.dumps(config))
-    (old / "SHA256SUMS").write_text(f"{config['weights_sha256']}  weights.pt\n")
-    assert weights.load_model(old, "cpu").backend == "torch"
-    sha = weights.add_arrays(old)
-    assert json.loads((old / "config.json").read_text())["arrays_sha256"] == sha
-    again = weights.load_model(old, "cpu")
-    assert again.backend == "numpy"
-    np.testing.assert_array_equal(again.encode(*x), fast.encode(*x))
+    config = {k: v for k, v in config.items() if k not in ("encoder_sha256", "decoder_sha256")}
+    (old / "config.json").write_text(json.dumps({**config, "arrays_sha256": "0" * 64}))
+    (old / "SHA256SUMS").write_text(f"{config['weights_sha256']}  weights.pt\n{'0' * 64}  weights.npz\n")
+    with pytest.raises(ModelError, match="encoder.onnx is missing.*add_onnx"):
+        weights.load_model(old, "cpu")
+    assert weights.load_model(old, "cpu", backend="torch").backend == "torch"  # still a start for fine-tuning
+    shas = weights.add_onnx(old)
+    upgraded = json.loads((old / "config.json").read_text())
+    assert upgraded["encoder_sha256"] == shas["encoder.onnx"] and "arrays_sha256" not in upgraded
+    assert not (old / "weights.npz").exists()
+    np.testing.assert_allclose(weights.load_model(old, "cpu").encode(*x), fast.encode(*x), rtol=0, atol=1e-6)
 
 
-def test_a_folder_whose_arrays_lack_a_weight_is_a_model_error(tmp_path):
+def test_a_consistent_folder_with_a_broken_graph_is_a_model_error(tmp_path):
+    """Checksums right (recorded after the damage), graph unparseable: still one ModelError, no protobuf traceback."""
     folder = weights.tiny_model(tmp_path / "tiny", seed=2)
-    with np.load(folder / "weights.npz") as arrays:
-        kept = {k: arrays[k] for k in arrays.files if k != "attn.in_proj_weight"}
-    np.savez(folder / "weights.npz", **kept)
-    with pytest.raises(ModelError, match="weights.npz: checksum mismatch"):  # refused before parsing
-        weights.load_model(folder, "cpu")
-    sha = weights.sha256_file(folder / "weights.npz")  # a consistent folder, but a broken model
+    (folder / "encoder.onnx").write_bytes((folder / "encoder.onnx").read_bytes()[:5000])
+    sha = weights.sha256_file(folder / "encoder.onnx")
     config = json.loads((folder / "config.json").read_text())
-    (folder / "config.json").write_text(json.dumps({**config, "arrays_sha256": sha}))
-    (folder / "SHA256SUMS").write_text(f"{config['weights_sha256']}  weights.pt\n{sha}  weights.npz\n")
-    with pytest.raises(ModelError, match="incompatible model.*attn.in_proj_weight"):
+    (folder / "config.json").write_text(json.dumps({**config, "encoder_sha256": sha}))
+    (folder / "SHA256SUMS").unlink()
+    with pytest.raises(ModelError, match="incompatible model"):
         weights.load_model(folder, "cpu")
-    with pytest.raises(KeyError, match="attn.in_proj_weight"):
-        NumpyHitNet(weights.load_model(folder, "cpu", backend="torch").net.cfg, kept)
 
 
-def test_running_the_shipped_model_on_a_cpu_does_not_import_torch():
-    """``beatfix report`` on the example session, in a fresh interpreter, on the CPU."""
-    session = Path(__file__).resolve().parents[1] / "examples" / "session"
-    code = ("import sys\n"
-            "from beatfix.cli import main\n"
-            "stems = sorted(str(p) for p in __import__('pathlib').Path(sys.argv[1]).glob('*.flac'))\n"
-            "sys.argv = ['beatfix', 'report', *stems, '--device', 'cpu', '--json']\n"
-            "try:\n"
-            "    main()\n"
-            "except SystemExit as exc:\n"
-            "    assert not exc.code, exc.code\n"
-            "assert 'torch' not in sys.modules, 'torch was imported'\n")
-    done = subprocess.run([sys.executable, "-c", code, str(session)], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert json.loads(done.stdout)["engine"] == "neural"
+def test_a_graph_that_disagrees_with_its_config_is_refused(tmp_path):
+    """A graph exported for other frame counts than config.json says is refused at load, not mid-analysis."""
+    a = weights.tiny_model(tmp_path / "a", seed=1)
+    config = json.loads((a / "config.json").read_text())
+    config["architecture"]["fine_frames"] = config["features"]["fine_frames"] = 48
+    (a / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match="incompatible model.*fine"):
+        weights.load_model(a, "cpu")
+
+
+def test_export_needs_no_gpu_and_leaves_the_module_as_it_was():
+    from beatfix.neural.export import DECODER_FILE, ENCODER_FILE, export_onnx
+    from beatfix.neural.net import HitNet, NetConfig
+
+    net = HitNet(NetConfig(width=16, role_dim=4, heads=2, gru_hidden=8)).train()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    graphs = export_onnx(net)
+    assert set(graphs) == {ENCODER_FILE, DECODER_FILE} and all(len(g) > 1000 for g in graphs.values())
+    assert net.training and all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_retraining_records_the_parent_by_name(tmp_path):
+    """``init`` in a retrained config names the parent model and version, not a path on the trainer's machine."""
+    from beatfix.neural.train import init_name
+
+    parent = weights.tiny_model(tmp_path / "parent", seed=4)
+    sha = json.loads((parent / "config.json").read_text())["weights_sha256"]
+    assert init_name(weights.load_model(parent, "cpu", backend="torch")) == f"parent 0.0.0-tiny (weights sha256 {sha})"

@@ -216,7 +216,7 @@ def test_bleed_levels_measured_from_audio(spec, kit, session):
 def test_delays_are_within_their_ranges(session):
     for entry in session.truth["channels"]:
         feeds = entry["drums"]
-        for drum, feed in feeds.items():
+        for feed in feeds.values():
             assert feed["delay_ms"] == pytest.approx([d * 1000 / SR for d in feed["delay_samples"]])
             for delay in feed["delay_samples"]:
                 assert isinstance(delay, int) and delay >= 0

@@ -1,7 +1,7 @@
 """The command line: the only place that imports typer and rich.
 
 Each command lives in its own module with a ``register(app)`` function. Heavy
-imports (torch, madmom, librosa) happen inside the commands, so ``--help``
+imports (onnxruntime, madmom; torch only to train) happen inside the commands, so ``--help``
 answers at once.
 """
 

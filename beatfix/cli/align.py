@@ -158,6 +158,7 @@ def align(
     if as_json:
         typer.echo(json.dumps(doc, indent=2))
         return
+    common.info([doc.get("device_reason", "")])
     common.warn(doc["warnings"] + doc["notes"])
     from .views import print_align, print_edits
 

@@ -18,7 +18,8 @@ CLICK_OPT = typer.Option(None, "--click", help="A recorded click track (one of t
 ROLE_OPT = typer.Option(None, "--role", help="Override a stem's role, FILE=ROLE (kick, snare, hat, tom, ride, crash, perc, overhead, room, other). Repeatable.")
 JSON_OPT = typer.Option(False, "--json", help="Print only JSON on stdout, for scripts.")
 ENGINE_OPT = typer.Option("auto", "--engine", help="Hit analysis: auto (= neural), neural or classic.")
-DEVICE_OPT = typer.Option("auto", "--device", help="Model device: auto (CUDA when present), cpu or cuda.")
+DEVICE_OPT = typer.Option("auto", "--device",
+                          help="Model device: auto (the CPU, or a CUDA GPU for long sessions), cpu or cuda.")
 OFFSET_OPT = typer.Option(None, "--grid-offset", help="Pin the grid: time in seconds of any grid slot, e.g. bar 1 of your DAW session. Fitted to the playing when omitted.")
 MODEL_OPT = typer.Option(None, "--model", help="A model folder from `beatfix train` (default: the shipped beatfix-hit-v1).")
 FLAM_OPT = typer.Option(4.0, "--flam-threshold-ms", help="Drums of one slot further apart than this are a flam.")
@@ -64,6 +65,16 @@ def warn(messages: List[str], quiet: bool = False) -> None:
     console = stderr_console()
     for m in messages:
         console.print(f"[yellow]warning:[/] {m}", markup=True, highlight=False, soft_wrap=True)
+
+
+def info(messages: List[str], quiet: bool = False) -> None:
+    """Informational lines on stderr (not warnings: nothing is wrong); empty messages are skipped."""
+    if quiet:
+        return
+    console = stderr_console()
+    for m in messages:
+        if m:
+            console.print(m, markup=False, highlight=False, soft_wrap=True)
 
 
 def stems_or_fail(stems: Optional[List[Path]]) -> List[Path]:

@@ -70,6 +70,7 @@ def report(
             raise typer.BadParameter(f"{out} is an input file")
     with common.progress_bar("analysing", enabled=common.is_tty() and not as_json) as progress:
         result = analyse(paths, options, progress=progress)
+    common.info([result.device_reason], quiet=as_json)
     common.warn(list(result.warnings) + list(result.notes), quiet=as_json)
     doc = result.document()
     if csv_path is not None:

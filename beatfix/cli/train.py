@@ -16,8 +16,10 @@ HELP = """Train the neural hit model (bleed or own drum, onset, grid slot) on se
 Sessions are folders of stems plus a truth.json, as `beatfix synth` writes
 them. Candidates come from the classic onset detector; the model learns which
 are bleed, where each attack really starts and which grid slot it belongs to.
-A model folder is written: config.json, weights.pt, SHA256SUMS, MODEL_CARD.md
-and metrics.json (neural vs classic judge on the validation sessions).
+A model folder is written: config.json, weights.pt (torch), encoder.onnx and
+decoder.onnx (what `report` and `align` run), SHA256SUMS, MODEL_CARD.md and
+metrics.json (neural vs classic judge on the validation sessions). Training
+needs torch: pip install 'beatfix[train]'.
 
 \b
 Examples:
@@ -32,6 +34,7 @@ minutes and training about 20; fine-tuning on 20 sessions of your kit with
 """
 
 MSG_DEVICE = "no CUDA GPU found: training on the CPU"
+MSG_NO_TORCH = "beatfix train needs torch and onnx ({name} is not installed): pip install 'beatfix[train]'"
 MSG_DONE = "wrote {out} (sha256 {sha}), best epoch {best} of {ran}, {minutes:.1f} min"
 MSG_TABLE_HEAD = "{:<28}{:>10}{:>10}"
 
@@ -82,7 +85,8 @@ def train(
     force: bool = typer.Option(False, "--force", help="Write into --out even if it holds other files."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a terminal)."),
 ) -> None:
-    from ..errors import OutputError, ParameterError
+    from ..errors import BeatfixError, OutputError, ParameterError
+    from ..neural.weights import LEGACY_FILES, MODEL_FILES
 
     if epochs < 1:
         raise ParameterError(f"--epochs {epochs}: use 1 or more")
@@ -90,16 +94,21 @@ def train(
         raise ParameterError(f"--device {device!r}: use auto, cpu or cuda")
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out}: exists and is not a folder")
-    known = {"config.json", "weights.pt", "SHA256SUMS", "MODEL_CARD.md", "metrics.json"}
+    known = {*MODEL_FILES, *LEGACY_FILES}  # a model folder, this beatfix's or an older one's, is retrained into
     if out.is_dir() and not force and any(p.name not in known for p in out.iterdir()):
         raise OutputError(f"--out {out}: folder holds other files (use --force to write into it)")
     if not sessions.is_dir():
         raise ParameterError(f"--sessions {sessions}: no such folder")
 
+    for module in ("torch", "onnx"):  # before any work, one line instead of an ImportError mid-training
+        try:
+            __import__(module)
+        except ImportError:
+            raise BeatfixError(MSG_NO_TORCH.format(name=module)) from None
     from ..neural.train import train_model
-    from ..neural.weights import resolve_device
+    from ..neural.weights import resolve_train_device
 
-    used, fell_back = resolve_device(device)
+    used, fell_back = resolve_train_device(device)
     if fell_back:
         common.warn([MSG_DEVICE])
     command = "beatfix train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if sys.argv[1:2] == ["train"] else None

@@ -24,7 +24,8 @@ class _Bank:
     """High-passed signals of a set of stems, computed once per (stem, channel)."""
 
     def __init__(self, stems: Mapping[str, np.ndarray], sample_rate: int):
-        self.stems, self.sr, self.cache = stems, sample_rate, {}
+        self.stems, self.sr = stems, sample_rate
+        self.cache: dict[tuple[str, int | None], np.ndarray] = {}
 
     def get(self, stem: str, channel: int | None) -> np.ndarray:
         key = (stem, channel)

@@ -46,7 +46,7 @@ def analysis_quality(analysis: Analysis, truth: Mapping, *, tol_ms: float = 5.0,
     sr = float(truth["sample_rate"])
     tol = tol_ms / 1000.0
     hits = truth["hits"]
-    out = {"tp": 0, "fp": 0, "fn": 0, "bleed_false": 0, "n_truth": 0, "errors_ms": [], "soft_ghosts": 0,
+    out: dict = {"tp": 0, "fp": 0, "fn": 0, "bleed_false": 0, "n_truth": 0, "errors_ms": [], "soft_ghosts": 0,
            "soft_missed": 0, "by_stem": {}}
     owners = own_stems(truth)
     for ch in close_stems(truth):

@@ -209,7 +209,8 @@ def seam_artifacts(output: Mapping[str, np.ndarray], reference: Mapping[str, np.
     """
     frame_s = max(1, int(round(FRAME_MS / 1000.0 * sample_rate))) / sample_rate  # band_envelope_db's frames
     found: dict[str, list[float]] = {"clicks": [], "double_attacks": [], "bumps": []}
-    by_stem, duration_s = {}, 0.0
+    by_stem: dict[str, tuple[int, int, int]] = {}
+    duration_s = 0.0
     for name, out_audio in output.items():
         env_out = band_envelope_db(out_audio, sample_rate)
         env_ref = band_envelope_db(reference[name], sample_rate)
@@ -252,7 +253,7 @@ def seam_artifacts(output: Mapping[str, np.ndarray], reference: Mapping[str, np.
                 kind = "double_attacks" if new_attack else "bumps"
                 found[kind].append(start * frame_s)
                 counts[1 if new_attack else 2] += 1
-        by_stem[name] = tuple(counts)
+        by_stem[name] = (counts[0], counts[1], counts[2])
     within = MERGE_MS / 1000.0
     merged = {k: _merge_times(v, within) for k, v in found.items()}
     # An echo says exactly where the attack came again; the energy only roughly.

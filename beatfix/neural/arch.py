@@ -1,5 +1,5 @@
 """The hit model's architecture settings, without torch: shared by the torch module
-(:mod:`.net`, training and CUDA) and the numpy forward pass (:mod:`.runtime`, the CPU)."""
+(:mod:`.net`, training) and the code around its ONNX export (:mod:`.export`, :mod:`.runtime`)."""
 
 from __future__ import annotations
 

@@ -66,6 +66,8 @@ class SessionExamples:
 
     @property
     def grid(self) -> Grid:
+        if self.grid_params is None:
+            raise ValueError(f"{self.name}: no grid recorded")
         bpm, offset_s, spb, swing = (float(v) for v in self.grid_params)
         return Grid(bpm=bpm, offset_s=offset_s, steps_per_beat=spb, swing_pct=swing)
 
@@ -73,7 +75,7 @@ class SessionExamples:
         tmp = path.with_name(path.name + ".part.npz")
         arrays = {f.name: np.asarray(getattr(self, f.name)) for f in fields(self)
                   if f.name != "name" and getattr(self, f.name) is not None}
-        np.savez(tmp, name=np.array(self.name), **arrays)
+        np.savez(tmp, name=np.array(self.name), **arrays)  # type: ignore[arg-type]  # numpy's stub: **arrays vs allow_pickle
         tmp.replace(path)
 
     @classmethod
@@ -93,6 +95,8 @@ def with_grid(ex: SessionExamples, grid: Grid, drift_window_s: float = 2.0) -> t
     """
     context = context_for(ex.times, ex.target, grid, drift_window_s=drift_window_s)
     slot = np.full(ex.n_events, IGNORE, dtype=np.int64)
+    if ex.slot_true is None:  # no true slots recorded: nothing to learn slots from
+        return context, slot
     valid = ex.slot_true != NO_SLOT
     if valid.any():
         delta = ex.slot_true[valid] - np.asarray(grid.nearest_slot(ex.times[valid])).reshape(-1)
@@ -155,9 +159,9 @@ def true_onsets(truth: Mapping, stem: str) -> tuple[np.ndarray, np.ndarray, np.n
         if hit["drum"] not in own:
             continue
         delay = float(np.median(channel["drums"][hit["drum"]]["delay_samples"]))
-        soft = bool(hit.get("ghost")) or float(hit.get("velocity", 1.0)) < SOFT_VELOCITY or (
+        is_soft = bool(hit.get("ghost")) or float(hit.get("velocity", 1.0)) < SOFT_VELOCITY or (
             bool(hit.get("deliberate_flam")) and float(hit.get("velocity", 1.0)) < 0.6)
-        rows.append(((hit["onset_sample"] + delay) / sr, int(hit["slot"]), soft))
+        rows.append(((hit["onset_sample"] + delay) / sr, int(hit["slot"]), is_soft))
     rows.sort()
     if not rows:
         return np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)

@@ -251,7 +251,8 @@ def _batches(channels: Sequence, refs: Sequence[float], sample_rate: int, times_
             pending = [(idx[batch_events:], fine[batch_events:], coarse[batch_events:])]
             count -= batch_events
     if count:
-        yield tuple(np.concatenate(p) for p in zip(*pending))
+        idx, fine, coarse = (np.concatenate(p) for p in zip(*pending))
+        yield idx, fine, coarse
 
 
 def channel_features(mono, sample_rate: int, times_s: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray, float]:

@@ -17,7 +17,7 @@ for any onsets.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, is_dataclass, replace
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -63,7 +63,7 @@ def as_onsets(candidates) -> list:
 
 def _with(c, *, time_s: float, confidence: float):
     """``c`` with a new time and confidence, keeping its type when it has a ``confidence`` field."""
-    if is_dataclass(c) and any(f.name == "confidence" for f in fields(c)):
+    if is_dataclass(c) and not isinstance(c, type) and any(f.name == "confidence" for f in fields(c)):
         return replace(c, time_s=time_s, confidence=confidence)
     return Onset(stem=c.stem, time_s=time_s, level_db=float(getattr(c, "level_db", 0.0)), confidence=confidence)
 
@@ -153,7 +153,7 @@ def predict(model, session: Session, candidates: Sequence[Onset], *, grid: Grid 
     return decode(model, encode(model, session, candidates), grid)
 
 
-def _judged(onset, p: float, off: float, *, threshold: float, refine: bool) -> tuple[bool, object]:
+def _judged(onset, p: float, off: float, *, threshold: float, refine: bool) -> tuple[bool, Any]:
     if p >= threshold:
         shift_s = float(np.clip(off, -MAX_OFFSET_MS, MAX_OFFSET_MS)) / 1000.0 if refine else 0.0
         return True, _with(onset, time_s=onset.time_s + shift_s, confidence=float(p))
@@ -162,7 +162,8 @@ def _judged(onset, p: float, off: float, *, threshold: float, refine: bool) -> t
 
 def judge_from_predictions(pred: Predictions, *, threshold: float = OWN_THRESHOLD,
                            refine: bool = False) -> tuple[list[Onset], list[Onset]]:
-    accepted, rejected = [], []
+    accepted: list[Onset] = []
+    rejected: list[Onset] = []
     for onset, p, off in zip(pred.onsets, pred.own_prob, pred.offset_ms):
         ok, judged = _judged(onset, p, off, threshold=threshold, refine=refine)
         (accepted if ok else rejected).append(judged)
@@ -278,15 +279,18 @@ def neural_judge(candidates: Sequence[Onset], session: Session, delays=None, *, 
                                   refine=bool(model.config.get("apply_offset", False)))
 
 
-def make_neural_judge(model_path=None, device: str = "auto") -> tuple[Callable, str, list[str]]:
-    """Load a model and return ``(judge, device used, one-time notes for the user)``."""
+def make_neural_judge(model_path=None, device: str = "auto", *,
+                      channel_minutes: float | None = None) -> tuple[Callable, str, str]:
+    """Load a model and return ``(judge, device used, why that device)``.
+
+    ``channel_minutes`` (stems x minutes of the session) lets ``device="auto"``
+    choose by the job (:func:`~beatfix.neural.weights.choose_device`); the reason
+    is one informational line for ``auto``, empty for an explicit device.
+    """
     from .weights import load_model
 
-    model = load_model(model_path, device)
-    notes = []
-    if model.fell_back:
-        notes.append("no CUDA GPU found: the neural model runs on the CPU")
-    return NeuralJudge(model), model.device, notes
+    model = load_model(model_path, device, channel_minutes=channel_minutes)
+    return NeuralJudge(model), model.device, model.reason
 
 
 def assign_slots_neural(onsets: Sequence[Onset], session: Session, grid: Grid, *, model=None,

@@ -141,7 +141,9 @@ def _evaluate(net, exs, device, threshold, grids) -> dict:
     probs, offs, slots = [], [], []
     for ex, (_, context, _) in zip(exs, grids):
         p, o, s = predict_examples(net, ex, device, context=context)
-        probs.append(p), offs.append(o), slots.append(s)
+        probs.append(p)
+        offs.append(o)
+        slots.append(s)
     prob, off, slot_p = np.concatenate(probs), np.concatenate(offs), np.concatenate(slots)
     true_off = np.nan_to_num(np.concatenate([e.offset_ms for e in exs]))
     slot_true = np.concatenate([slot for _, _, slot in grids])
@@ -239,7 +241,7 @@ def metrics_table(m: dict) -> str:
     return "\n".join(lines)
 
 
-def model_card(summary: dict, sha: str, arrays_sha: str = "") -> str:
+def model_card(summary: dict, sha: str, onnx_shas: dict[str, str] | None = None) -> str:
     """MODEL_CARD.md of a trained model folder."""
     arch = summary.get("architecture", {})
     lines = [f"# beatfix hit model {summary['version']}", "",
@@ -247,8 +249,9 @@ def model_card(summary: dict, sha: str, arrays_sha: str = "") -> str:
              "correction in ms, and the grid slot (-1/0/+1 against the nearest slot).", "",
              "## Files", "",
              f"- `weights.pt`: state dict, sha256 `{sha}` (also in `config.json` and `SHA256SUMS`)",
-             f"- `weights.npz`: the same tensors as float32 arrays, for the numpy forward pass on the CPU, sha256 "
-             f"`{arrays_sha or '?'}` (`arrays_sha256` in `config.json`, and `SHA256SUMS`)",
+             *(f"- `{name}`: the ONNX export of the model's {name.split('.')[0]} (what beatfix runs, with "
+               f"onnxruntime), sha256 `{digest or '?'}` (also in `config.json` and `SHA256SUMS`)"
+               for name, digest in (onnx_shas or {}).items()),
              "- `config.json`: architecture, feature settings, format and version", "",
              "## Architecture", "",
              f"{summary.get('parameters', '?')} parameters. Per channel (stem, mono): a 1D CNN over 5 band log-energies",

@@ -13,11 +13,17 @@ Channels are a set: one shared encoder, role embeddings instead of positions,
 and self-attention without positional encoding, so any count (1-16) in any
 order gives the same answer for the same event. Events are a sequence in time
 order: a bidirectional GRU lets slot decisions see the neighbours' timing.
+
+This module is the training definition; inference runs its ONNX export
+(:mod:`.export`, :mod:`.runtime`), so only training and ``beatfix train`` import torch.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .arch import COARSE_CHANNELS, CONV_LAYERS, FINE_CHANNELS, SLOT_CLASSES, NetConfig, frames_out
@@ -68,14 +74,27 @@ class HitNet(nn.Module):
         k = self.coarse(coarse.flatten(0, 1)).view(n_ev, n_ch, -1)
         role = self.role(roles).unsqueeze(0).expand(n_ev, -1, -1)
         level = chan.unsqueeze(0).expand(n_ev, -1, -1)
-        is_target = torch.zeros(n_ev, n_ch, 1, dtype=f.dtype, device=f.device)
-        is_target[torch.arange(n_ev, device=f.device), target, 0] = 1.0
+        # a comparison, not an indexed write: the same ones and zeros, and it exports to ONNX as one op
+        is_target = (torch.arange(n_ch, device=f.device) == target.unsqueeze(1)).to(f.dtype).unsqueeze(-1)
         h = self.channel(torch.cat([f, k, role, level, is_target], dim=-1))  # (E, C, D)
-        a, _ = self.attn(h, h, h, need_weights=False)
+        a = self._attend(h)
         h = self.attn_norm(h + a)
         own = h[torch.arange(n_ev, device=h.device), target]  # (E, D)
         return self.event(torch.cat([own, a[torch.arange(n_ev, device=h.device), target],
                                      h.max(dim=1).values, h.mean(dim=1)], dim=-1))
+
+    def _attend(self, h: torch.Tensor) -> torch.Tensor:
+        """``self.attn``'s self-attention over the channels, ``(E, C, D) -> (E, C, D)``, written out.
+
+        The same arithmetic and parameters as ``nn.MultiheadAttention`` (no dropout, no mask); its
+        own forward freezes the channel count when exported to ONNX.
+        """
+        n_ev, n_ch, d = h.shape
+        heads = self.cfg.heads
+        qkv = F.linear(h, self.attn.in_proj_weight, self.attn.in_proj_bias)
+        q, k, v = qkv.reshape(n_ev, n_ch, 3, heads, d // heads).permute(2, 0, 3, 1, 4)  # each (E, H, C, D / H)
+        w = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d // heads), dim=-1)
+        return self.attn.out_proj((w @ v).transpose(1, 2).reshape(n_ev, n_ch, d))
 
     def decode(self, emb: torch.Tensor, context: torch.Tensor):
         x = torch.cat([emb, self.context(context)], dim=-1)  # (S, E, D + 16)

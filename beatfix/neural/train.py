@@ -103,6 +103,11 @@ def _loss(net, batch, *, drop_context: bool = False):
     return loss_own + 0.5 * loss_off + 0.5 * loss_slot, (loss_own.item(), loss_off.item(), loss_slot.item())
 
 
+def init_name(model) -> str:
+    """What a fine-tuned model grew from, by name, version and checksum: a path means nothing on another machine."""
+    return f"{model.config.get('name', model.path.name)} {model.version} (weights sha256 {model.config.get('weights_sha256', '?')})"
+
+
 def _split(n: int, seed: int, val_fraction: float) -> tuple[list[int], list[int]]:
     order = list(np.random.default_rng(seed).permutation(n))
     if n == 1:
@@ -122,18 +127,19 @@ def train_model(sessions: Path | str, out_dir: Path | str, *, epochs: int = 30, 
     import torch
 
     from .net import HitNet, NetConfig
-    from .weights import load_model, resolve_device, save_model
+    from .weights import load_model, resolve_train_device, save_model
 
     log = log or (lambda msg: None)
     started = time.monotonic()
-    used, _ = resolve_device(device)
+    used, _ = resolve_train_device(device)
     _seed_all(seed)
     folders = find_sessions(sessions)
     if not folders:
         raise InputError(f"{sessions}: no session folders with a truth.json (make some with `beatfix synth`)")
+    parent = None
     if init is not None:
         base = load_model(init, "cpu", backend="torch")
-        feat_cfg, net = base.features, base.net
+        feat_cfg, net, parent = base.features, base.net, init_name(base)
     else:
         feat_cfg = FeatureConfig()
         net = HitNet(NetConfig(n_bands=feat_cfg.n_bands, fine_frames=feat_cfg.fine_frames,
@@ -225,14 +231,16 @@ def train_model(sessions: Path | str, out_dir: Path | str, *, epochs: int = 30, 
         "data": describe_data(folders, Path(sessions)), "notes": notes,
         "version": version, "seed": seed, "epochs_run": epoch, "best_epoch": best_epoch,
         "train_seconds": round(seconds, 1), "train_sessions": len(train_exs), "val_sessions": len(val_exs),
-        "train_candidates": n_train_events, "init": str(init) if init else None, "command": command,
+        "train_candidates": n_train_events, "init": parent, "command": command,
         "validation": validation, "holdout": held_metrics, "history": history, "apply_offset": apply_offset,
     }
     sha = save_model(net, feat_cfg, out_dir, version=version, card=None,
                      extra={"apply_offset": apply_offset, "training": {k: summary[k] for k in ("seed", "epochs_run", "best_epoch", "train_seconds",
                                                                    "train_sessions", "train_candidates", "init")}})
-    arrays_sha = json.loads((Path(out_dir) / "config.json").read_text(encoding="utf-8")).get("arrays_sha256", "")
-    (Path(out_dir) / "MODEL_CARD.md").write_text(model_card(summary, sha, arrays_sha), encoding="utf-8")
+    saved = json.loads((Path(out_dir) / "config.json").read_text(encoding="utf-8"))
+    onnx_shas = {name: saved.get(key, "") for name, key in (("encoder.onnx", "encoder_sha256"),
+                                                             ("decoder.onnx", "decoder_sha256"))}
+    (Path(out_dir) / "MODEL_CARD.md").write_text(model_card(summary, sha, onnx_shas), encoding="utf-8")
     (Path(out_dir) / "metrics.json").write_text(json.dumps(summary, indent=1, default=float) + "\n", encoding="utf-8")
     return TrainResult(Path(out_dir), sha, epoch, best_epoch, seconds, len(train_exs), len(val_exs), n_train_events,
                        validation, held_metrics, history)

@@ -1,14 +1,15 @@
-"""Versioned model folders: ``config.json`` + ``weights.pt`` + ``weights.npz`` + ``MODEL_CARD.md`` + ``SHA256SUMS``.
+"""Versioned model folders: ``config.json`` + ``weights.pt`` + ``encoder.onnx`` + ``decoder.onnx`` + ``MODEL_CARD.md`` + ``SHA256SUMS``.
 
-``weights.pt`` is the torch state dict (training, CUDA); ``weights.npz`` holds
-the same tensors as plain arrays for the numpy forward pass
-(:mod:`~beatfix.neural.runtime`), which is how the model runs on a CPU: no
-torch import, about 180 MB less memory. A folder without ``weights.npz`` (made
-by an older beatfix) runs through torch on the CPU as well.
+``weights.pt`` is the torch state dict (training, fine-tuning); ``encoder.onnx``
+and ``decoder.onnx`` are its export (:mod:`~beatfix.neural.export`), which is
+what runs: onnxruntime on the CPU, or on a GPU through its CUDA provider (or,
+without ``onnxruntime-gpu``, torch's CUDA). Running the model never imports
+torch on the CPU. Every save writes all of them, so a retrained model ships
+its ONNX too.
 
 Every file's sha256 is recorded in ``config.json`` and in ``SHA256SUMS`` and is
 checked before anything parses the file, so a truncated download or a
-tampered file is one clear error, not a pickle traceback.
+tampered file is one clear error, not a pickle or protobuf traceback.
 """
 
 from __future__ import annotations
@@ -18,21 +19,33 @@ import json
 import os
 import sys
 import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
 from ..errors import ModelError
+from .export import DECODER_FILE, ENCODER_FILE
 
 MODEL_NAME = "beatfix-hit-v1"
 FORMAT = 1  # bump when config.json or the state dict layout changes incompatibly
 WEIGHTS_FILE = "weights.pt"
-ARRAYS_FILE = "weights.npz"
 CONFIG_FILE = "config.json"
 SUMS_FILE = "SHA256SUMS"
 CARD_FILE = "MODEL_CARD.md"
+METRICS_FILE = "metrics.json"
+# numpy arrays of the state dict, what beatfix 0.1's hand-written CPU forward pass read; a save removes it
+LEGACY_FILES = ("weights.npz",)
+# every file a saved (and trained) model folder holds
+MODEL_FILES = (CONFIG_FILE, WEIGHTS_FILE, ENCODER_FILE, DECODER_FILE, SUMS_FILE, CARD_FILE, METRICS_FILE)
+# Above this much audio (channels x minutes), `--device auto` runs the model on a GPU when one can.
+# Below it the CPU is faster overall: on an H200, CUDA start-up (torch import, context, first kernels)
+# cost about 3 s per command and 1.2-1.9 GB of memory. The model's own CPU time reaches 3 s at 36-140
+# channel-minutes (measured: 0.083 s per channel-minute on a dense 9-stem session, 0.022 on the sparse
+# 7-stem example); the limit sits at the top of that range because a wrong GPU choice also costs the
+# memory. Not measured on a GPU (README, "The neural hit model").
+AUTO_GPU_MIN_CHANNEL_MINUTES = 150.0
 
 
 def models_root() -> Path:
@@ -61,72 +74,131 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-# Torch threads for inference on the CPU (the torch path). The model is small: a second thread
-# gains little, and on a busy machine its spin-waits cost several times the work.
+# Torch threads while the torch module runs on the CPU (training's evaluation, tests). The model is
+# small: a second thread gains little, and on a busy machine its spin-waits cost several times the work.
 CPU_THREADS = 1
 
 
 def _cuda_possible() -> bool:
-    """False where no CUDA GPU can be, told without importing torch (no NVIDIA driver on Linux; macOS)."""
+    """False where no CUDA GPU can be, told without importing anything (no NVIDIA driver on Linux; macOS)."""
     if sys.platform == "darwin":
         return False
     if sys.platform.startswith("linux"):
         return os.path.exists("/proc/driver/nvidia/version") or os.path.exists("/dev/nvidiactl")
-    return True  # elsewhere torch is asked
+    return True  # elsewhere the runtimes are asked
 
 
-def _cuda_available() -> bool:
+def torch_cuda_available() -> bool:
+    """torch is installed (the ``train`` or ``cuda`` extra) and sees a CUDA GPU."""
     if not _cuda_possible():
         return False
-    import torch
-
+    try:
+        import torch
+    except ImportError:
+        return False
     return bool(torch.cuda.is_available())
 
 
-def resolve_device(device: str = "auto") -> tuple[str, bool]:
-    """``auto`` -> ``cuda`` when available, else ``cpu``. Returns ``(device, fell_back_to_cpu)``.
+def onnx_cuda_available() -> bool:
+    """onnxruntime has its CUDA provider (``onnxruntime-gpu``) and a driver is there."""
+    from .runtime import cuda_provider_available
 
-    ``fell_back_to_cpu`` is true only for ``auto`` without a GPU, so a caller can
-    say once that the model runs on the CPU. Torch is imported only where a GPU may be.
+    return _cuda_possible() and cuda_provider_available()
+
+
+def resolve_train_device(device: str = "auto") -> tuple[str, bool]:
+    """Training's torch device: ``auto`` -> ``cuda`` when torch sees one, else ``cpu``.
+
+    Returns ``(device, fell_back_to_cpu)``; ``fell_back_to_cpu`` is true only for
+    ``auto`` without a GPU, so a caller can say once that training runs on the CPU.
     """
     name = (device or "auto").lower()
     if name == "auto":
-        return ("cuda", False) if _cuda_available() else ("cpu", True)
+        return ("cuda", False) if torch_cuda_available() else ("cpu", True)
     if name == "cpu":
         return "cpu", False
     if name == "cuda" or name.startswith("cuda:"):
-        if not _cuda_available():
-            raise ModelError("--device cuda: no CUDA GPU is available (use --device cpu or auto)")
+        if not torch_cuda_available():
+            raise ModelError(f"--device {name}: no CUDA GPU is available to torch (use --device cpu or auto)")
         return name, False
     raise ModelError(f"--device {device!r}: use auto, cpu or cuda")
 
 
-@contextmanager
-def _torch_threads(device: str):
-    """At most :data:`CPU_THREADS` torch threads while the model runs on the CPU; restored after."""
-    import torch
+@dataclass(frozen=True)
+class DeviceChoice:
+    device: str  # "cpu", "cuda" or "cuda:N"
+    backend: str  # "onnx" (onnxruntime) or "torch" (a GPU without onnxruntime-gpu)
+    reason: str = ""  # for ``auto``: one informational line saying what was chosen and why
 
-    before = torch.get_num_threads()
-    if device == "cpu" and before > CPU_THREADS:
-        torch.set_num_threads(CPU_THREADS)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
+
+def choose_device(device: str = "auto", *, channel_minutes: float | None = None,
+                  onnx_cuda: Callable[[], bool] | None = None,
+                  torch_cuda: Callable[[], bool] | None = None) -> DeviceChoice:
+    """Where inference runs. ``auto`` picks by the job: the CPU unless the session holds more than
+    :data:`AUTO_GPU_MIN_CHANNEL_MINUTES` of audio (stems x minutes) and a CUDA GPU can run the model.
+
+    A GPU is reached through onnxruntime's CUDA provider, else through torch. The
+    runtimes are asked only when the job is large enough to want a GPU, so a small
+    job never imports torch. Raises :class:`ModelError` for ``cuda`` without a GPU.
+    ``onnx_cuda`` and ``torch_cuda`` answer whether each runtime has a GPU (tests pass fakes).
+    """
+    onnx_cuda = onnx_cuda or onnx_cuda_available
+    torch_cuda = torch_cuda or torch_cuda_available
+    name = (device or "auto").lower()
+    if name == "cpu":
+        return DeviceChoice("cpu", "onnx")
+    if name == "cuda" or name.startswith("cuda:"):
+        if onnx_cuda():
+            return DeviceChoice(name, "onnx")
+        if torch_cuda():
+            return DeviceChoice(name, "torch")
+        raise ModelError(f"--device {name}: no CUDA GPU is available (use --device cpu or auto)")
+    if name != "auto":
+        raise ModelError(f"--device {device!r}: use auto, cpu or cuda")
+    limit = AUTO_GPU_MIN_CHANNEL_MINUTES
+    if channel_minutes is None:
+        return DeviceChoice("cpu", "onnx", "device auto: CPU (the size of the job is not known)")
+    size = f"{channel_minutes:.1f} channel-minutes of audio"
+    if channel_minutes <= limit:
+        return DeviceChoice("cpu", "onnx", f"device auto: CPU ({size}; a GPU pays for its start-up above {limit:g})")
+    if onnx_cuda():
+        return DeviceChoice("cuda", "onnx", f"device auto: GPU, onnxruntime CUDA ({size}, over {limit:g})")
+    if torch_cuda():
+        return DeviceChoice("cuda", "torch", f"device auto: GPU, torch CUDA ({size}, over {limit:g})")
+    return DeviceChoice("cpu", "onnx", f"device auto: CPU ({size} would go to a GPU, but no CUDA GPU was found)")
+
+
+class _TorchThreads:
+    """At most :data:`CPU_THREADS` torch threads while the torch module runs on the CPU; restored after."""
+
+    def __init__(self, device: str):
+        self.device = device
+
+    def __enter__(self) -> None:
+        import torch
+
+        self.before = torch.get_num_threads()
+        if self.device == "cpu" and self.before > CPU_THREADS:
+            torch.set_num_threads(CPU_THREADS)
+
+    def __exit__(self, *exc: object) -> None:
+        import torch
+
+        if torch.get_num_threads() != self.before:
+            torch.set_num_threads(self.before)
 
 
 @dataclass
 class LoadedModel:
     """A model ready for inference: ``encode`` and ``decode`` take and give numpy arrays."""
 
-    net: "object"  # HitNet in eval mode on ``device`` (backend "torch"), or a NumpyHitNet ("numpy")
-    features: "object"  # FeatureConfig
+    net: Any  # OnnxHitNet (backend "onnx"), or HitNet in eval mode on ``device`` (backend "torch")
+    features: Any  # FeatureConfig
     config: dict
     path: Path
     device: str
-    fell_back: bool  # auto asked for a GPU that is not there
-    backend: str = "torch"
+    backend: str = "onnx"
+    reason: str = ""  # why ``device`` was chosen (``--device auto``), one line for the user
 
     @property
     def version(self) -> str:
@@ -134,23 +206,24 @@ class LoadedModel:
 
     def encode(self, fine, coarse, chan, roles, target) -> np.ndarray:
         """Event embeddings ``(E, D)`` float32 (see :meth:`~beatfix.neural.net.HitNet.encode`)."""
-        if self.backend == "numpy":
+        if self.backend == "onnx":
             return self.net.encode(fine, coarse, chan, roles, target)
         import torch
 
-        with torch.inference_mode(), _torch_threads(self.device):
+        with torch.inference_mode(), _TorchThreads(self.device):
             args = (torch.from_numpy(np.asarray(a)).to(self.device) for a in (fine, coarse, chan, roles, target))
             return self.net.encode(*args).float().cpu().numpy()
 
     def decode(self, emb: np.ndarray, context: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``own_logit (S, E)``, ``offset_ms (S, E)``, ``slot_logits (S, E, 3)`` as float32 arrays."""
-        if self.backend == "numpy":
+        if self.backend == "onnx":
             return self.net.decode(emb, context)
         import torch
 
-        with torch.inference_mode(), _torch_threads(self.device):
-            out = self.net.decode(torch.from_numpy(emb).to(self.device), torch.from_numpy(context).to(self.device))
-            return tuple(o.float().cpu().numpy() for o in out)
+        with torch.inference_mode(), _TorchThreads(self.device):
+            own, off, slot = self.net.decode(torch.from_numpy(emb).to(self.device),
+                                             torch.from_numpy(context).to(self.device))
+            return own.float().cpu().numpy(), off.float().cpu().numpy(), slot.float().cpu().numpy()
 
 
 def _read_config(folder: Path) -> dict:
@@ -168,7 +241,7 @@ def _read_config(folder: Path) -> dict:
     return config
 
 
-_SHA_KEYS = {WEIGHTS_FILE: "weights_sha256", ARRAYS_FILE: "arrays_sha256"}
+_SHA_KEYS = {WEIGHTS_FILE: "weights_sha256", ENCODER_FILE: "encoder_sha256", DECODER_FILE: "decoder_sha256"}
 
 
 def _expected_sha(folder: Path, config: dict, name: str = WEIGHTS_FILE) -> str:
@@ -186,13 +259,19 @@ def _expected_sha(folder: Path, config: dict, name: str = WEIGHTS_FILE) -> str:
     return expected
 
 
-def _verified(folder: Path, config: dict, name: str) -> Path:
+def _verified_bytes(folder: Path, config: dict, name: str) -> bytes:
+    """The file's content, once its sha256 matched: what was checked is what gets parsed."""
     path = folder / name
+    if not path.is_file():
+        hint = " (made by an older beatfix: install beatfix[train] and run beatfix.neural.weights.add_onnx on it)" \
+            if name in (ENCODER_FILE, DECODER_FILE) else ""
+        raise ModelError(f"{folder}: {name} is missing{hint}")
     expected = _expected_sha(folder, config, name)
-    actual = sha256_file(path)
+    data = path.read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
     if actual != expected:
         raise ModelError(f"{path}: checksum mismatch (sha256 {actual[:12]}..., expected {expected[:12]}...): the file is corrupt or was changed")
-    return path
+    return data
 
 
 def model_folder(path: Path | str | None) -> Path:
@@ -204,14 +283,24 @@ def model_folder(path: Path | str | None) -> Path:
     return folder
 
 
-def load_model(path: Path | str | None = None, device: str = "auto", *, backend: str = "auto") -> LoadedModel:
+def _check_graph_shapes(net, config: dict) -> None:
+    """The encoder's band and frame axes against ``config.json``: a mismatch is refused here, not mid-analysis."""
+    arch = config["architecture"]
+    want = {"fine": [arch["n_bands"], arch["fine_frames"]], "coarse": [arch["n_bands"], arch["coarse_frames"]]}
+    for inp in net._encoder.get_inputs():
+        if inp.name in want and list(inp.shape[2:]) != want[inp.name]:
+            raise ValueError(f"encoder input {inp.name} has shape {inp.shape}, config says (E, C, {want[inp.name]})")
+
+
+def load_model(path: Path | str | None = None, device: str = "auto", *, backend: str = "auto",
+               channel_minutes: float | None = None) -> LoadedModel:
     """Load a model folder (default: the shipped ``beatfix-hit-v1``) for inference.
 
-    ``backend``: ``auto`` runs on the CPU through numpy when the folder has
-    ``weights.npz`` (torch is not imported), through torch otherwise and on a
-    GPU; ``torch`` always gives the torch module (training starts from it).
-    Checksums are verified before a file is parsed; torch state dicts load
-    with ``weights_only=True`` on the CPU and then move to ``device``.
+    ``backend``: ``auto`` runs the ONNX graphs with onnxruntime on the device
+    :func:`choose_device` picks (``channel_minutes``, the session's stems x
+    minutes, sizes the job for ``device="auto"``); ``torch`` gives the torch
+    module (training starts from it). Every weights file is checksummed before
+    it is parsed, the ones not used as well: a folder is intact or refused.
     """
     from .features import FeatureConfig
 
@@ -219,38 +308,55 @@ def load_model(path: Path | str | None = None, device: str = "auto", *, backend:
         raise ValueError(f"backend {backend!r}: use auto or torch")
     folder = model_folder(path)
     config = _read_config(folder)
-    if not (folder / WEIGHTS_FILE).is_file():
-        raise ModelError(f"{folder}: {WEIGHTS_FILE} is missing")
-    used, fell_back = resolve_device(device)
-    has_arrays = (folder / ARRAYS_FILE).is_file()
-    use_arrays = backend == "auto" and used == "cpu" and has_arrays
-    # every weights file is checked, the one not used as well: a folder is intact or refused
-    weights = _verified(folder, config, WEIGHTS_FILE)
-    arrays = _verified(folder, config, ARRAYS_FILE) if has_arrays else None
+    # the torch module needs only weights.pt (fine-tuning a folder from before the ONNX export works);
+    # whatever is there is verified all the same
+    names = [WEIGHTS_FILE] + [n for n in (ENCODER_FILE, DECODER_FILE) if backend == "auto" or (folder / n).exists()]
+    files = {name: _verified_bytes(folder, config, name) for name in names}
+    if backend == "torch":
+        used, _ = resolve_train_device(device)
+        choice = DeviceChoice(used, "torch")
+    else:
+        choice = choose_device(device, channel_minutes=channel_minutes)
     try:
         feat_cfg = FeatureConfig.from_dict(config["features"])
-        if use_arrays:
-            from .arch import NetConfig
-            from .runtime import NumpyHitNet
+        if choice.backend == "onnx":
+            from .runtime import OnnxHitNet
 
-            with np.load(str(arrays), allow_pickle=False) as data:
-                net = NumpyHitNet(NetConfig.from_dict(config["architecture"]), {k: data[k] for k in data.files})
-            return LoadedModel(net=net, features=feat_cfg, config=config, path=folder, device="cpu",
-                               fell_back=fell_back, backend="numpy")
-        import torch
-
-        from .net import HitNet, NetConfig
-
-        net = HitNet(NetConfig.from_dict(config["architecture"]))
-        state = torch.load(str(weights), weights_only=True, map_location="cpu")
-        net.load_state_dict(state)
+            net: Any = OnnxHitNet(files[ENCODER_FILE], files[DECODER_FILE], device=choice.device, source=folder)
+            if choice.device != "cpu" and not net.on_gpu:
+                # onnxruntime falls back to its CPU provider when CUDA does not start (driver, cuDNN): say so
+                if (device or "auto").lower() != "auto":
+                    raise ModelError(f"--device {device}: onnxruntime's CUDA provider did not start "
+                                     "(check the CUDA and cuDNN libraries onnxruntime-gpu needs, or use --device cpu)")
+                choice = DeviceChoice("cpu", "onnx", choice.reason.replace("GPU, onnxruntime CUDA", "CPU", 1)
+                                      + ": onnxruntime's CUDA provider did not start")
+            _check_graph_shapes(net, config)
+            return LoadedModel(net=net, features=feat_cfg, config=config, path=folder, device=choice.device,
+                               backend="onnx", reason=choice.reason)
+        net = _torch_net(config, files[WEIGHTS_FILE])
     except ModelError:
         raise
-    except Exception as exc:  # a config/state mismatch is a broken model, not a bug of ours
+    except ImportError as exc:
+        raise ModelError(f"{folder}: the torch model needs torch ({exc.name} is not installed): "
+                         "pip install 'beatfix[train]'") from None
+    except Exception as exc:  # a config/graph/state mismatch is a broken model, not a bug of ours
         raise ModelError(f"{folder}: incompatible model ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})") from None
-    net.eval()
-    net.to(used)
-    return LoadedModel(net=net, features=feat_cfg, config=config, path=folder, device=used, fell_back=fell_back)
+    net.to(choice.device)
+    return LoadedModel(net=net, features=feat_cfg, config=config, path=folder, device=choice.device,
+                       backend="torch", reason=choice.reason)
+
+
+def _torch_net(config: dict, weights: bytes):
+    """The torch module from verified ``weights.pt`` bytes, in eval mode on the CPU."""
+    import io
+
+    import torch
+
+    from .net import HitNet, NetConfig
+
+    net = HitNet(NetConfig.from_dict(config["architecture"]))
+    net.load_state_dict(torch.load(io.BytesIO(weights), weights_only=True, map_location="cpu"))
+    return net.eval()
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -265,78 +371,80 @@ def _atomic_write(path: Path, data: bytes) -> None:
             os.unlink(tmp)
 
 
-def _write_sums(folder: Path, weights_sha: str, arrays_sha: str) -> None:
-    _atomic_write(folder / SUMS_FILE, f"{weights_sha}  {WEIGHTS_FILE}\n{arrays_sha}  {ARRAYS_FILE}\n".encode())
+def _write_sums(folder: Path, shas: dict[str, str]) -> None:
+    _atomic_write(folder / SUMS_FILE, "".join(f"{sha}  {name}\n" for name, sha in shas.items()).encode())
+
+
+def _exported(net) -> dict[str, bytes]:
+    from .export import export_onnx
+
+    try:
+        return export_onnx(net)
+    except ImportError as exc:
+        raise ModelError(f"exporting the model to ONNX needs {exc.name}: pip install 'beatfix[train]'") from None
+
+
+def _write_files(folder: Path, files: dict[str, bytes]) -> dict[str, str]:
+    """Write the weights files; returns their sha256 by name. Stale files of an older layout go."""
+    shas = {}
+    for name, data in files.items():
+        shas[name] = hashlib.sha256(data).hexdigest()
+        _atomic_write(folder / name, data)
+    for name in LEGACY_FILES:
+        (folder / name).unlink(missing_ok=True)
+    return shas
 
 
 def save_model(net, features, folder: Path | str, *, version: str = "1.0.0", card: str | None = None,
                extra: dict | None = None) -> str:
-    """Write a model folder; returns the weights' sha256."""
+    """Write a model folder (torch weights and their ONNX export); returns the torch weights' sha256."""
     import io
 
     import torch
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     torch.save(state, buf)
-    data = buf.getvalue()
-    sha = hashlib.sha256(data).hexdigest()
-    _atomic_write(folder / WEIGHTS_FILE, data)
-    arrays = _arrays_bytes(state)
-    arrays_sha = hashlib.sha256(arrays).hexdigest()
-    _atomic_write(folder / ARRAYS_FILE, arrays)
+    files = {WEIGHTS_FILE: buf.getvalue(), **_exported(net)}  # exported first: a failure leaves nothing behind
+    folder.mkdir(parents=True, exist_ok=True)
+    shas = _write_files(folder, files)
     config = {
         "name": folder.name,
         "version": version,
         "format": FORMAT,
         "architecture": net.cfg.to_dict(),
         "features": features.to_dict(),
-        "weights_sha256": sha,
-        "arrays_sha256": arrays_sha,
+        **{_SHA_KEYS[name]: sha for name, sha in shas.items()},
         **(extra or {}),
     }
     _atomic_write(folder / CONFIG_FILE, (json.dumps(config, indent=2) + "\n").encode())
-    _write_sums(folder, sha, arrays_sha)
+    _write_sums(folder, shas)
     if card is not None:
         _atomic_write(folder / CARD_FILE, card.encode())
-    return sha
+    return shas[WEIGHTS_FILE]
 
 
-def _arrays_bytes(state) -> bytes:
-    """A torch state dict as ``weights.npz`` content (float32 arrays, no pickles)."""
-    import io
+def add_onnx(folder: Path | str) -> dict[str, str]:
+    """Give a model folder made by an older beatfix (``weights.pt``, perhaps ``weights.npz``) its ONNX graphs.
 
-    buf = io.BytesIO()
-    np.savez(buf, **{k: v.detach().cpu().float().numpy() for k, v in state.items()})
-    return buf.getvalue()
-
-
-def add_arrays(folder: Path | str) -> str:
-    """Give a model folder made without ``weights.npz`` (an older beatfix) its numpy weights.
-
-    The torch weights are verified and converted; ``config.json`` and
-    ``SHA256SUMS`` gain the new file's sha256, which is returned.
+    The torch weights are verified and exported; ``config.json`` and ``SHA256SUMS``
+    gain the graphs' sha256 (returned by file name), and ``weights.npz`` goes.
     """
-    import torch
-
     folder = model_folder(folder)
     config = _read_config(folder)
-    state = torch.load(str(_verified(folder, config, WEIGHTS_FILE)), weights_only=True, map_location="cpu")
-    data = _arrays_bytes(state)
-    sha = hashlib.sha256(data).hexdigest()
-    _atomic_write(folder / ARRAYS_FILE, data)
-    ordered = {}
-    for key, value in config.items():  # the arrays' sha goes next to the weights'
-        if key != "arrays_sha256":
-            ordered[key] = value
+    net = _torch_net(config, _verified_bytes(folder, config, WEIGHTS_FILE))
+    shas = _write_files(folder, _exported(net))
+    ordered: dict = {}
+    for key, value in config.items():  # the graphs' sha next to the weights'
+        if key in ("arrays_sha256", "encoder_sha256", "decoder_sha256"):
+            continue
+        ordered[key] = value
         if key == "weights_sha256":
-            ordered["arrays_sha256"] = sha
-    ordered.setdefault("arrays_sha256", sha)
+            ordered.update({_SHA_KEYS[name]: sha for name, sha in shas.items()})
     _atomic_write(folder / CONFIG_FILE, (json.dumps(ordered, indent=2) + "\n").encode())
-    _write_sums(folder, config["weights_sha256"], sha)
-    return sha
+    _write_sums(folder, {WEIGHTS_FILE: config["weights_sha256"], **shas})
+    return shas
 
 
 def tiny_model(folder: Path | str, *, seed: int = 0) -> Path:

@@ -30,6 +30,7 @@ class AnalyseResult:
     notes: tuple[str, ...] = ()  # one-time notes from the engine (CPU fallback)
     options: AnalyseOptions = AnalyseOptions()
     untouched: tuple = ()  # stems written unchanged: clicks, instruments that are not drums
+    device_reason: str = ""  # what --device auto chose and why (one informational line)
 
     def document(self) -> dict:
         """The ``report --json`` document."""
@@ -62,7 +63,7 @@ def _paths(stems: Sequence[Path | str]) -> list[Path]:
 def _load_and_analyse(paths: list[Path], options: AnalyseOptions, progress: Optional[Progress]):
     from ..analyse import analyse_session
     from ..audio_io import load_session
-    from ..engine import choose_engine
+    from ..engine import channel_minutes_of, choose_engine
 
     from ..clicktrack import set_aside
 
@@ -71,13 +72,14 @@ def _load_and_analyse(paths: list[Path], options: AnalyseOptions, progress: Opti
     session, untouched, clicks, aside_notes = set_aside(session)
     if options.click is not None:
         tempo_map = _click_map(options.click, clicks, untouched, session.sample_rate)
-    choice = choose_engine(options.engine, options.device, model_path=options.model_dir)
+    choice = choose_engine(options.engine, options.device, model_path=options.model_dir,
+                           channel_minutes=channel_minutes_of(session))
     analysis = analyse_session(session, bpm=options.bpm, grid=options.grid, swing_pct=options.swing_pct,
                                flam_threshold_ms=options.flam_threshold_ms, judge=choice.judge,
                                grid_offset_s=options.grid_offset_s, progress=progress, tempo_map=tempo_map,
                                follow=options.follow)
     return AnalyseResult(session, analysis, choice.name, choice.device, tuple(warnings) + tuple(aside_notes),
-                         tuple(choice.notes), options, untouched)
+                         tuple(choice.notes), options, untouched, choice.device_reason)
 
 
 def _grid_fit(analysis, *, force: bool) -> list[str]:
@@ -222,6 +224,7 @@ def align(stems: Sequence[Path | str], out_dir: Path | str | None, options: Alig
         "status": "ok",
         "engine": analysed.engine,
         "device": analysed.device,
+        "device_reason": analysed.device_reason,
         "notes": list(analysed.notes),
         "warnings": list(analysed.warnings) + fit_notes,
         "tempo_bpm": round(analysis.tempo_bpm, 3),
