@@ -8,7 +8,6 @@ module is cheap.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -127,7 +126,7 @@ def analyse_session(session: Session, *, bpm: float | None = None, grid: str = "
     """
     if grid_offset_s is not None and not math.isfinite(grid_offset_s):
         raise ParameterError(f"--grid-offset {grid_offset_s:g}: use a finite time in seconds")
-    steps = _check(bpm, grid, swing_pct, flam_threshold_ms)
+    _check(bpm, grid, swing_pct, flam_threshold_ms)
     if not session.close_stems:
         raise InputError("no close mic in the session (kick, snare, hat, tom...): "
                          "name the files by drum or use --role FILE=ROLE")

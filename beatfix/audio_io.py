@@ -180,7 +180,8 @@ def load_session(paths: Sequence[Path | str], *, roles: Mapping[str, str] | None
             audio[:, : s.n_samples] = s.audio
             s = replace(s, audio=audio)
         padded.append(s)
-    dropped = [f"{s.path.name} ({', '.join(s.metadata_dropped)})" for s in stems if s.metadata_dropped]
+    dropped = [f"{s.path.name if s.path else s.name} ({', '.join(s.metadata_dropped)})"
+               for s in stems if s.metadata_dropped]
     if dropped:
         warnings.append(f"metadata the outputs cannot carry is left out: {'; '.join(dropped)}")
     if not any(s.is_close for s in padded):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .grid import Grid
+from .grid import AnyGrid
 
 TICKS_PER_BEAT = 960  # the DAWs' usual resolution (Pro Tools, Logic, Cubase): 960 per quarter note
 BEATS_PER_BAR = 4
@@ -23,11 +23,23 @@ class BarBeat:
         return f"{self.bar}|{self.beat}|{self.tick:03d}"
 
 
-def bar_beat(grid: Grid, time_s: float) -> BarBeat:
-    """Position of ``time_s`` on ``grid``: bars of 4 beats of ``60 / bpm`` from ``grid.offset_s``.
+def bar_beat(grid: AnyGrid, time_s: float) -> BarBeat:
+    """Position of ``time_s`` on ``grid``: bars of 4 beats of ``60 / bpm`` from ``grid.offset_s`` for one
+    tempo; a grid that follows a tempo map counts its bars and meters (beats in the meter's unit).
 
     Rounded to the nearest tick; a time a hair before a beat is that beat, tick 0.
     """
+    from .grid import MapGrid
+
+    if isinstance(grid, MapGrid):
+        tm = grid.tempo_map
+        q = float(tm.position_at(float(time_s)))
+        bar, beat, frac = tm.bar_beat(q)
+        tick = round(frac * TICKS_PER_BEAT)
+        if tick >= TICKS_PER_BEAT:  # rounds up to the next beat: let the map say which one that is
+            bar, beat, frac = tm.bar_beat(q + 0.5 / TICKS_PER_BEAT)
+            tick = round(frac * TICKS_PER_BEAT) % TICKS_PER_BEAT
+        return BarBeat(bar=int(bar), beat=int(beat), tick=int(tick))
     ticks = round((float(time_s) - grid.offset_s) * grid.bpm / 60.0 * TICKS_PER_BEAT)
     beats, tick = divmod(ticks, TICKS_PER_BEAT)
     bars, beat = divmod(beats, BEATS_PER_BAR)

@@ -180,7 +180,7 @@ def check_stems(doc: Mapping, stems: Sequence) -> None:
         entry = listed.get(stem.name)
         if listed and entry is None:
             raise InputError(f"{stem.path or stem.name}: not a stem of this edit list "
-                             f"(it lists {', '.join(sorted(listed))})")
+                             f"(it lists {', '.join(sorted(str(k) for k in listed))})")
         length = stem.source_n_samples or stem.n_samples
         if entry is not None and entry.get("n_samples") not in (None, length):
             raise InputError(f"{stem.path or stem.name}: {length} samples, but the edits list it with "

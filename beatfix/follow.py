@@ -81,8 +81,8 @@ def _slot_points(times: np.ndarray, weights: np.ndarray, positions_b: np.ndarray
 
 
 def _solve(points_b: np.ndarray, times: np.ndarray, weights: np.ndarray, b0: int, n_beats: int,
-           lam: float, breaks: frozenset[int]) -> tuple[np.ndarray, float]:
-    """Beat times ``T[b0 .. b0 + n_beats)`` of the smoothing fit, and the weighted residual sum."""
+           lam: float, breaks: frozenset[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Beat times ``T[b0 .. b0 + n_beats)`` of the smoothing fit, and each point's weighted squared residual."""
     rel = points_b - b0
     i = np.clip(np.floor(rel).astype(int), 0, n_beats - 2)
     f = rel - i

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -116,6 +116,10 @@ class MapGrid:
     steps_per_beat: float = 4.0
     swing_pct: float = 50.0
     span_s: tuple[float, float] = (0.0, 60.0)
+    # laid in __post_init__: every slot's position (quarters) and time, and the index of slot 0
+    _positions_q: np.ndarray = field(init=False, repr=False)
+    _times_s: np.ndarray = field(init=False, repr=False)
+    _zero: int = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         check_swing(self.swing_pct)
@@ -194,3 +198,6 @@ class MapGrid:
 
     def label(self, slot) -> str:
         return self.tempo_map.label(self.position_q(slot))
+
+
+AnyGrid = Grid | MapGrid  # what the analysis puts hits on: one tempo, or a tempo map

@@ -92,11 +92,11 @@ def choose_grid(playing: Playing, *, span_s: tuple[float, float], grid_spec: str
     first_steps = 4.0 if grid_spec == AUTO else parse_grid(grid_spec)
     first_swing = 50.0 if swing_pct is None else swing_pct
     if tempo_map is not None:
-        beat_grid = MapGrid(tempo_map, first_steps, first_swing, span_s)
-        feel = _feel_of(beat_grid, playing)
+        given = MapGrid(tempo_map, first_steps, first_swing, span_s)
+        feel = _feel_of(given, playing)
         spec, steps, swing = _resolve(grid_spec, swing_pct, feel)
-        grid = MapGrid(tempo_map, steps, swing, span_s) if auto else beat_grid
-        return GridChoice(grid, (TempoCandidate(grid.bpm, 1.0),), feel, tempo_map, "map", (), spec)
+        mapped = MapGrid(tempo_map, steps, swing, span_s) if auto else given
+        return GridChoice(mapped, (TempoCandidate(mapped.bpm, 1.0),), feel, tempo_map, "map", (), spec)
 
     def fixed(steps: float, swing: float, cands) -> tuple[Grid, list[TempoCandidate]]:
         cands = prefer_grid_fit(cands, times, weights, steps_per_beat=steps, swing_pct=swing)
@@ -106,6 +106,7 @@ def choose_grid(playing: Playing, *, span_s: tuple[float, float], grid_spec: str
             g = replace(g, offset_s=float(grid_offset_s))
         return g, cands
 
+    grid: Grid
     grid, cands = fixed(first_steps, first_swing, list(candidates))
     drummer: DrummerMap | None = None
     if bpm is None and follow and beat_times_s is not None and times.size >= 16:
@@ -113,10 +114,10 @@ def choose_grid(playing: Playing, *, span_s: tuple[float, float], grid_spec: str
                                   steps_per_beat=first_steps, swing_pct=first_swing,
                                   kick_s=playing.kick_s, snare_s=playing.snare_s)
     if drummer is not None and drummer.varies:
-        beat_grid = MapGrid(drummer.tempo_map, first_steps, first_swing, span_s)
-        feel = _feel_of(beat_grid, playing)
+        followed = MapGrid(drummer.tempo_map, first_steps, first_swing, span_s)
+        feel = _feel_of(followed, playing)
         spec, steps, swing = _resolve(grid_spec, swing_pct, feel)
-        final: Grid | MapGrid = MapGrid(drummer.tempo_map, steps, swing, span_s) if auto else beat_grid
+        final = MapGrid(drummer.tempo_map, steps, swing, span_s) if auto else followed
         return GridChoice(final, tuple(cands), feel, drummer.tempo_map, "follow", drummer.changes_s, spec)
     feel = _feel_of(grid, playing)
     spec, steps, swing = _resolve(grid_spec, swing_pct, feel)

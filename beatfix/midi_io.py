@@ -183,7 +183,7 @@ def _track(events: list[tuple[int, object]], mido, name: str):
     track.append(mido.MetaMessage("track_name", name=name, time=0))
     now = 0
     for tick, msg in sorted(events, key=lambda e: (e[0], getattr(e[1], "type", "") != "note_off")):
-        track.append(msg.copy(time=max(0, tick - now)))
+        track.append(msg.copy(time=max(0, tick - now)))  # type: ignore[attr-defined]  # mido messages
         now = max(now, tick)
     track.append(mido.MetaMessage("end_of_track", time=0))
     return track

@@ -383,7 +383,8 @@ def _lock_bounds(pieces: list[_Piece], rules: "SectionRules | None", pad: int,
         return lo, hi, later
     for j in range(1, n):
         if pieces[j - 1].lock >= 0:  # a fill only: a stretch would change the locked decay
-            later[j] = math.inf if pieces[j].room is None else max(0, pieces[j].room - xfade)
+            room = pieces[j].room
+            later[j] = math.inf if room is None else max(0, room - xfade)
     for j in reversed(range(n)):
         low, high = -math.inf, math.inf
         if pieces[j].lock >= 0:

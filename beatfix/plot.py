@@ -142,7 +142,7 @@ def _draw_row(fig, spec, row: Row, lanes: Sequence[Lane], tempo_map: "TempoMap",
 
     bar_q = tempo_map.bar_starts_q(row.start_q - 1e-9, row.end_q + 1e-9)
     bar_q = bar_q[(bar_q >= row.start_q - 1e-9) & (bar_q <= row.end_q + 1e-9)]
-    beats = []
+    beats: list[float] = []
     for a, b in zip(bar_q, list(bar_q[1:]) + [row.end_q]):
         beat_q = tempo_map.meter_at(max(float(a), 0.0)).beat_q
         beats.extend(np.arange(a, b - 1e-9, beat_q))
@@ -163,7 +163,7 @@ def _draw_row(fig, spec, row: Row, lanes: Sequence[Lane], tempo_map: "TempoMap",
             y0, y1 = np.clip(lane.before_ms, -limit, limit), np.clip(lane.after_ms, -limit, limit)
             # one collection, not a line per hit: a 5-minute session has thousands
             joins = np.stack([np.stack([x0[keep0], y0[keep0]], axis=1), np.stack([x1[keep0], y1[keep0]], axis=1)], axis=1)
-            ax.add_collection(LineCollection(joins, colors="0.6", linewidths=0.6, zorder=2))
+            ax.add_collection(LineCollection(list(joins), colors="0.6", linewidths=0.6, zorder=2))
             ax.plot(x1[keep0], np.clip(lane.after_ms[keep0], -limit, limit), "o", ms=3.2, color=AFTER_COLOUR, zorder=4)
         ax.plot(x0[keep0], np.clip(lane.before_ms[keep0], -limit, limit), "o", ms=3.6, mfc="none", mec=BEFORE_COLOUR, mew=1.0, zorder=3)
         ax.set_xlim(row.start_q - EARLY_Q, row.end_q - EARLY_Q)
@@ -177,7 +177,7 @@ def _draw_row(fig, spec, row: Row, lanes: Sequence[Lane], tempo_map: "TempoMap",
         ax.tick_params(axis="y", labelsize=7)
         ax.set_ylabel(f"{lane.name}\n({lane.role})", rotation=0, ha="right", va="center", fontsize=8)
         if k == len(lanes) - 1:
-            ax.xaxis.set_major_locator(FixedLocator(bar_q))
+            ax.xaxis.set_major_locator(FixedLocator(bar_q.tolist()))
             ax.set_xticklabels(labels)
             ax.tick_params(axis="x", labelsize=8)
         else:

@@ -140,7 +140,7 @@ def splice_chunks(src: BinaryIO, dst: BinaryIO, extra: Sequence[tuple[bytes, byt
     riff, form, chunks = chunk_table(src)
     if riff != b"RIFF" or form != b"WAVE" or not any(c.id == b"data" for c in chunks):
         raise ValueError("not a RIFF/WAVE file with audio data")
-    for chunk_id, payload in extra:
+    for chunk_id, _payload in extra:
         if len(chunk_id) != 4:
             raise ValueError(f"chunk id {chunk_id!r} is not four bytes")
     padded = lambda size: 8 + size + (size & 1)  # noqa: E731

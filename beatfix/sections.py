@@ -233,7 +233,7 @@ def resolve(analysis: "Analysis", *, sections: Sequence[Section] = (), locks: Se
         start_s, end_s = sec.span.seconds(tempo_map, duration_s, flag=f"section {sec.name or sec.span.text!r}")
         resolved.append((start_s, end_s, sec))
     resolved.sort(key=lambda r: r[0])
-    for (a0, b0, s0), (a1, b1, s1) in zip(resolved, resolved[1:]):
+    for (_a0, b0, s0), (a1, _b1, s1) in zip(resolved, resolved[1:]):
         if a1 < b0 - 1e-9:
             raise ParameterError(f"sections {s0.name or s0.span.text!r} and {s1.name or s1.span.text!r} overlap "
                                  f"({a1:.2f}-{b0:.2f} s)")
@@ -265,7 +265,7 @@ def resolve(analysis: "Analysis", *, sections: Sequence[Section] = (), locks: Se
             swing = sec.swing_pct if sec.swing_pct is not None else grid.swing_pct
             own = _section_grid(grid, steps, swing)
             times = np.array([analysis.hits[i].time_s for i in inside])
-            target[inside] = np.asarray(own.slot_time(assign_slots(times, own)), dtype=float).reshape(-1)
+            target[inside] = np.asarray(own.slot_time(assign_slots(times, own)), dtype=np.float64).reshape(-1)
     lock_of = np.full(n, -1, dtype=int)
     for k, (a, b) in enumerate(lock_spans):
         lock_of[(slot_t >= a - 1e-9) & (slot_t < b - 1e-9)] = k

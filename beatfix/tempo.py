@@ -33,7 +33,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .errors import InputError
-from .grid import Grid, check_bpm
+from .grid import AnyGrid, Grid, check_bpm
 from .types import TempoCandidate
 
 SEARCH_BPM = (40.0, 250.0)  # madmom's histogram range: wide, so half and double are visible
@@ -295,7 +295,7 @@ def _whole(steps: float, even: bool) -> bool:
     return math.isclose(steps, n, abs_tol=1e-9) and (not even or n % 2 == 0)
 
 
-def assign_slots(times_s: ArrayLike, grid: Grid, *, passes: int = 2) -> np.ndarray:
+def assign_slots(times_s: ArrayLike, grid: "AnyGrid", *, passes: int = 2) -> np.ndarray:
     """Slot of each time: nearest slot after removing the local timing drift of the neighbours."""
     times = np.asarray(times_s, float)
     if times.size == 0:

@@ -90,7 +90,7 @@ class TempoMap:
         return cls(np.array([0.0, 1.0]), np.array([offset_s, offset_s + 60.0 / bpm]), (Meter(0.0, *meter),))
 
     @classmethod
-    def from_beats(cls, beat_times_s: Sequence[float], *, meters: Sequence[tuple[int, int, int]] = ((0, 4, 4),),
+    def from_beats(cls, beat_times_s: Sequence[float] | np.ndarray, *, meters: Sequence[tuple[int, int, int]] = ((0, 4, 4),),
                    first_beat: int = 0) -> "TempoMap":
         """A map through given beat times; ``meters`` are ``(beat_index, numerator, denominator)``
         with beats counted in each meter's own beat unit (a 6/8 bar has 2 beats, a 7/8 bar 7), from

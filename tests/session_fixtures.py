@@ -244,7 +244,10 @@ def make_events(spec: Spec) -> list[Event]:
 
 def _events(spec: Spec, rng: np.random.Generator) -> tuple[list[Event], list[tuple[int, float, bool]]]:
     step_s = 60.0 / spec.bpm / spec.steps_per_beat
-    slot_time = (lambda slot: spec.offset_s + slot * step_s)
+
+    def slot_time(slot):
+        return spec.offset_s + slot * step_s
+
     if spec.tempo_map is not None:
         from beatfix.grid import MapGrid
 

@@ -49,7 +49,7 @@ def session_files(kinds: Sequence[str], plan: EditPlan, stems: Sequence[Mapping]
     ``drum_plans``: stem -> its own plan under ``--flams fix`` (close mics of
     moved drums); every other stem gets ``plan``.
     """
-    tracks = session_tracks(plan, stems, plans=drum_plans)
+    tracks = session_tracks(plan, [dict(s) for s in stems], plans=dict(drum_plans) if drum_plans else None)
     notes = ["beatfix edit: one track per stem, the original files cut at the edit points and moved", PATHS_NOTE]
     if flams != "keep":
         notes.append(FIX_NOTE.format(mode=flams))

@@ -36,7 +36,7 @@ class SessionOutcome:
 
     def document(self) -> dict:
         """The session's entry in ``align --batch --json``."""
-        if not self.ok:
+        if not self.ok or self.result is None:
             return {"session": self.session, "status": "failed", "error": self.error}
         return {**self.result.summary, "session": self.session}
 

@@ -158,8 +158,9 @@ def align(stems: Sequence[Path | str], out_dir: Path | str | None, options: Alig
     dry_run = options.dry_run
     if out_dir is None and not dry_run:
         raise ParameterError("an output folder is needed unless dry_run is set")
-    out = Path(out_dir) if out_dir is not None else None
-    created = out is not None and not out.exists()
+    # a dry run without a folder still gets a path object (never created or written)
+    out = Path(out_dir) if out_dir is not None else Path(".")
+    created = out_dir is not None and not out.exists()
     if not dry_run:
         prepare_output_dir(out, paths, force=options.force)
     plot_path = options.plot_path
@@ -209,7 +210,7 @@ def align(stems: Sequence[Path | str], out_dir: Path | str | None, options: Alig
             extra = {name: text.encode("utf-8") for name, text in reports.items()}
             extra.update(_daw_files(options.daw, session, result))
             written = list(write_stems(edited, out, extra=extra))
-        if plot is not None:
+        if plot is not None and plot_path is not None:
             from ..audio_io import write_bytes_atomic
 
             write_bytes_atomic(plot_path, plot)

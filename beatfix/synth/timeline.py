@@ -87,7 +87,7 @@ class Timeline:
             raise ParameterError(f"tempo curve {self.curve!r}: use one of {', '.join(TEMPO_CURVES)}")
         if not self.meters or self.meters[0][0] != 1:
             raise ParameterError("the first meter must start at bar 1")
-        for bar, num, den in self.meters:
+        for _bar, num, den in self.meters:
             slots = Meter(0.0, num, den).bar_q * self.steps_per_beat
             if abs(slots - round(slots)) > 1e-9:
                 raise ParameterError(f"a {num}/{den} bar has no whole number of grid steps at "
