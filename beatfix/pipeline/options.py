@@ -58,6 +58,7 @@ class AnalyseOptions:
     device: str = "auto"
     model_dir: Path | None = None  # None: the shipped beatfix-hit-v1
     roles: RolesArg = ()  # FILE=ROLE overrides, as a mapping or (file, role) pairs
+    tempo_map: Path | None = None  # a tempo map file (MIDI or CSV) giving the grid outright
 
     def __post_init__(self) -> None:
         self._check()
@@ -88,6 +89,8 @@ class AnalyseOptions:
         self._set("device", _choice("--device", self.device, DEVICES))
         if self.model_dir is not None:
             self._set("model_dir", Path(self.model_dir))
+        if self.tempo_map is not None:
+            self._set("tempo_map", Path(self.tempo_map))
         pairs = self.roles.items() if isinstance(self.roles, Mapping) else self.roles
         specs = [f"{k}={v}" for k, v in pairs]
         self._set("roles", tuple(sorted(parse_role_overrides(specs).items())))

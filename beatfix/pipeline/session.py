@@ -62,7 +62,10 @@ def _load_and_analyse(paths: list[Path], options: AnalyseOptions, progress: Opti
     from ..audio_io import load_session
     from ..engine import choose_engine
 
+    tell = progress or (lambda stage, fraction: None)
+    tell("loading", 0.0)
     session, warnings = load_session(paths, roles=options.role_map())
+    tell("loading", 1.0)
     choice = choose_engine(options.engine, options.device, model_path=options.model_dir)
     analysis = analyse_session(session, bpm=options.bpm, grid=options.grid, swing_pct=options.swing_pct,
                                flam_threshold_ms=options.flam_threshold_ms, judge=choice.judge,
@@ -92,6 +95,7 @@ def align(stems: Sequence[Path | str], out_dir: Path | str | None, options: Alig
 
     options = options or AlignOptions()
     paths = _paths(stems)
+    tell = progress or (lambda stage, fraction: None)
     dry_run = options.dry_run
     if out_dir is None and not dry_run:
         raise ParameterError("an output folder is needed unless dry_run is set")
@@ -102,11 +106,13 @@ def align(stems: Sequence[Path | str], out_dir: Path | str | None, options: Alig
     try:
         analysed = _load_and_analyse(paths, options.analyse_options(), progress)
         session, analysis = analysed.session, analysed.analysis
+        tell("planning", 0.0)
         result = align_session(session, analysis, strength_pct=options.strength_pct,
                                exclude_within_ms=options.exclude_within_ms, pad_ms=options.pad_ms,
                                xfade_ms=options.xfade_ms, flams=options.flams, render_audio=False)
         rows = flam_rows(analysis, result.plan, result.drums)
         edits_doc = edits_document(analysis, result.plan, result.drums)
+        tell("planning", 1.0)
         written: list[Path] = []
         if not dry_run:
             edits_doc = {"schema": edits_doc["schema"],
