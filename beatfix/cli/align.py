@@ -20,6 +20,7 @@ Examples:
   beatfix align session/*.wav --bpm 96 --strength 75 --exclude-within 3 -o fixed/
   beatfix align session/*.wav --grid 1/8T --swing 62 -o fixed/ --dry-run
   beatfix align --batch sessions/ -o fixed/ --jobs 2 --json
+  beatfix align --batch sessions.csv -o fixed/ --executor dask --scheduler tcp://host:8786
   beatfix align session/*.wav --bpm 120 --flams fix -o fixed/
 
 Every channel is cut at the same points, a pad before each hit's earliest
@@ -38,8 +39,16 @@ explains (cymbals, the room's reverb) moves with the hit.
 Deliberate flams (a soft grace stroke before the main one) are left as
 played; --flams fix-all puts their drums on the slot too, the grace keeping
 its distance to the main stroke. The default, keep, is the phase-exact mode.
+--batch takes a folder of session folders or a CSV/JSON list of sessions
+(each with its own stems, roles, bpm, tempo map); a batch started again skips
+the sessions already done with the same inputs and options.
 Exit codes: 0 ok, 1 bad input or a failed session, 2 usage error.
 """
+
+
+class Executor(str, Enum):
+    local = "local"
+    dask = "dask"
 
 
 class FlamMode(str, Enum):
@@ -85,8 +94,11 @@ def align(
     flams: FlamMode = typer.Option(FlamMode.keep, "--flams", help="keep: one shift per hit, phase-exact (default). fix: each drum of a hit on its slot, its part of the overheads and room moved with it; deliberate flams left as played. fix-all: deliberate flams' drums too."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Plan and report, write no audio."),
     force: bool = typer.Option(False, "--force", help="Write into a non-empty output folder."),
-    batch: Optional[Path] = typer.Option(None, "--batch", help="A folder of session subfolders; results go to OUT/<session>/."),
-    jobs: int = typer.Option(1, "--jobs", help="Sessions processed in parallel with --batch."),
+    batch: Optional[Path] = typer.Option(None, "--batch", help="A folder of session subfolders, or a CSV/JSON list of sessions; results go to OUT/<session>/. Sessions already done (same inputs and options) are skipped."),
+    jobs: int = typer.Option(1, "--jobs", help="Sessions processed in parallel with --batch (the local cluster's workers with --executor dask)."),
+    executor: Executor = typer.Option(Executor.local, "--executor", help="With --batch: local (a process pool) or dask (one task per session on a Dask cluster; needs beatfix[cluster])."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="With --executor dask: the scheduler's address, e.g. tcp://host:8786. Without it a local cluster of --jobs workers is started."),
+    quiet: bool = common.QUIET_OPT,
     as_json: bool = common.JSON_OPT,
 ) -> None:
     from ..pipeline import AlignOptions, align as align_session, align_batch, check_jobs
@@ -97,31 +109,44 @@ def align(
                            pad_ms=pad_ms, xfade_ms=xfade_ms, flams=FlamMode(flams).value, dry_run=dry_run,
                            force=force)
     check_jobs(jobs)
-    show_progress = common.is_tty() and not as_json
+    from .progress import job_progress, session_label
+
     if batch is not None:
         if stems:
             raise typer.BadParameter("give either stems or --batch, not both")
-        with _interrupt_reported(), common.progress_bar("sessions", enabled=show_progress) as progress:
-            outcomes = align_batch(batch, out, options, jobs=jobs, progress=progress)
+        with _interrupt_reported(), job_progress("sessions", quiet=quiet) as progress:
+            outcomes = align_batch(batch, out, options, jobs=jobs, executor=Executor(executor).value,
+                                   scheduler=scheduler, progress=progress)
         results = [o.document() for o in outcomes]
         failed = [r for r in results if r["status"] != "ok"]
         if as_json:
             typer.echo(json.dumps({"sessions": results, "failed": len(failed)}, indent=2))
-        else:
+        elif not quiet:
             from .views import print_batch
 
             print_batch(common.stdout_console(), results)
+        else:
+            from . import _print_error
+
+            for r in failed:  # --quiet keeps the errors
+                _print_error(f"session {r['session']}: {r['error']}")
         if failed:
             raise typer.Exit(1)
         return
+    if executor != Executor.local or scheduler is not None:
+        raise typer.BadParameter("--executor and --scheduler go with --batch")
     paths = common.stems_or_fail(stems)
-    with _interrupt_reported(), common.progress_bar("aligning", enabled=show_progress) as progress:
-        result = align_session(paths, out, options, progress=progress)
+    label = session_label(paths)
+    with _interrupt_reported(), job_progress("aligning", quiet=quiet) as progress:
+        result = align_session(paths, out, options, progress=lambda stage, fraction: progress(label, stage, fraction))
+        progress(label, "done", 1.0)
     doc = dict(result.summary)
     if dry_run:
         doc["edits"] = list(result.edits)  # the preview: every edit, as the table shows it
     if as_json:
         typer.echo(json.dumps(doc, indent=2))
+        return
+    if quiet:
         return
     common.warn(doc["warnings"] + doc["notes"])
     from .views import print_align, print_edits

@@ -15,6 +15,7 @@ GRID_OPT = typer.Option("1/16", "--grid", help="Grid resolution: 1/4, 1/8, 1/16,
 SWING_OPT = typer.Option(50.0, "--swing", help="Swing in percent, 50 (straight) to 75.")
 ROLE_OPT = typer.Option(None, "--role", help="Override a stem's role, FILE=ROLE (kick, snare, hat, tom, ride, crash, perc, overhead, room, other). Repeatable.")
 JSON_OPT = typer.Option(False, "--json", help="Print only JSON on stdout, for scripts.")
+QUIET_OPT = typer.Option(False, "-q", "--quiet", help="No progress, warnings or summary; errors still print (--json still prints its JSON).")
 ENGINE_OPT = typer.Option("auto", "--engine", help="Hit analysis: auto (= neural), neural or classic.")
 DEVICE_OPT = typer.Option("auto", "--device", help="Model device: auto (CUDA when present), cpu or cuda.")
 OFFSET_OPT = typer.Option(None, "--grid-offset", help="Pin the grid: time in seconds of any grid slot, e.g. bar 1 of your DAW session. Fitted to the playing when omitted.")
@@ -40,7 +41,10 @@ def is_tty() -> bool:
 
 @contextmanager
 def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[str, float], None]]:
-    """Yield a ``progress(stage, fraction)`` callback drawing a rich bar on stderr when ``enabled``."""
+    """Yield a ``progress(stage, fraction)`` callback drawing a rich bar on stderr when ``enabled``.
+
+    For work whose fraction is its own (training); align and report draw one
+    bar over all their stages (:func:`beatfix.cli.progress.job_progress`)."""
     if not enabled:
         yield lambda stage, fraction: None
         return

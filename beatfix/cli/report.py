@@ -40,6 +40,7 @@ def report(
     model: Optional[Path] = common.MODEL_OPT,
     flam_threshold_ms: float = common.FLAM_OPT,
     as_json: bool = common.JSON_OPT,
+    quiet: bool = common.QUIET_OPT,
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write one row per hit to this CSV file."),
     plot_path: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG of deviation over time per drum."),
 ) -> None:
@@ -54,9 +55,13 @@ def report(
     for out in (csv_path, plot_path):
         if out is not None and out.resolve() in {p.resolve() for p in paths}:
             raise typer.BadParameter(f"{out} is an input file")
-    with common.progress_bar("analysing", enabled=common.is_tty() and not as_json) as progress:
-        result = analyse(paths, options, progress=progress)
-    common.warn(list(result.warnings) + list(result.notes), quiet=as_json)
+    from .progress import job_progress, session_label
+
+    label = session_label(paths)
+    with job_progress("analysing", quiet=quiet) as progress:
+        result = analyse(paths, options, progress=lambda stage, fraction: progress(label, stage, fraction))
+        progress(label, "done", 1.0)
+    common.warn(list(result.warnings) + list(result.notes), quiet=as_json or quiet)
     doc = result.document()
     if csv_path is not None:
         write_text_atomic(csv_path, hits_csv(result.analysis, [s.name for s in result.session.close_stems]))
@@ -66,6 +71,8 @@ def report(
         write_bytes_atomic(plot_path, deviation_plot_png(result.analysis, result.session))
     if as_json:
         typer.echo(json.dumps(doc, indent=2))
+        return
+    if quiet:
         return
     from .views import print_report
 

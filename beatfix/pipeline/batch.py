@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 from .options import AlignOptions
-from .progress import BatchProgress, Throttle
+from .progress import QUEUED, BatchProgress, Throttle
 from .session import AlignSummary
 from .sessions import read_sessions
 
@@ -105,8 +105,8 @@ def align_batch(sessions: Path | str, out_dir: Path | str, options: AlignOptions
     on the Dask scheduler at ``scheduler`` (``tcp://host:8786``), or on a
     local cluster of ``jobs`` worker processes when it is None, and retries a
     session that failed or lost its worker once. ``progress(session, stage,
-    fraction)`` is told each stage of each session, then ``done``,
-    ``failed`` or ``skipped``.
+    fraction)`` is told every session (``queued``) first, then each stage
+    of each session, then ``done``, ``failed`` or ``skipped``.
     """
     from ..audio_io import prepare_output_dir, write_text_atomic
     from ..errors import ParameterError
@@ -125,6 +125,8 @@ def align_batch(sessions: Path | str, out_dir: Path | str, options: AlignOptions
         if not ours:
             write_text_atomic(out_dir / BATCH_MARKER, '{"schema": "beatfix-batch/1"}\n')
     tell = progress or (lambda session, stage, fraction: None)
+    for s in listed:
+        tell(s.name, QUEUED, 0.0)
     outcomes: list[SessionOutcome] = []
     tasks = []
     for s in listed:
