@@ -80,9 +80,11 @@ def run_session(task: _Task, report: Optional[Report] = None) -> SessionOutcome:
             stored = completed_summary(task.out_dir, inputs, options)
             if stored is not None:
                 return SessionOutcome(task.name, result=AlignSummary(summary=stored), skipped=True)
-            # an earlier, unfinished or outdated run of this session: ours to overwrite
+            # an earlier, unfinished or outdated run of this session: ours to overwrite (and recorded
+            # as forced in edits.json); an empty folder is a run that died before writing anything
             forget(task.out_dir)
-            options = replace(options, force=True)
+            if any(task.out_dir.iterdir()):
+                options = replace(options, force=True)
         result = align(task.stems, task.out_dir, options, progress=progress)
         if not options.dry_run:
             inputs = task.stems + ((options.tempo_map,) if options.tempo_map else ())

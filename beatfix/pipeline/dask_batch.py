@@ -17,6 +17,7 @@ from .batch import POLL_S, SessionOutcome, _Task, drain, run_session
 from .progress import BatchProgress
 
 ATTEMPTS = 2  # a session that fails or loses its worker is tried once more, then reported
+CONNECT_TIMEOUT_S = 20.0
 
 
 def _event_report(topic: str, session: str, stage: str, fraction: float) -> None:
@@ -46,7 +47,7 @@ def _connect(jobs: int, scheduler: str | None):
             cluster.close()
             raise
     try:
-        return Client(scheduler, timeout="20s"), None
+        return Client(scheduler, timeout=CONNECT_TIMEOUT_S), None
     except (OSError, TimeoutError, ValueError) as exc:
         from ..errors import InputError
 
