@@ -3,6 +3,7 @@ bytes as the local process pool, a corrupt session reported alone, a killed work
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 
@@ -80,3 +81,14 @@ def test_an_unreachable_scheduler_is_one_clear_error(local_run, small_session, t
     with pytest.raises(InputError, match="--scheduler tcp://127.0.0.1:1: cannot reach"):
         beatfix.align_batch(sessions, tmp_path / "out", options(truth), executor="dask",
                             scheduler="tcp://127.0.0.1:1")
+
+
+def test_the_command_line_runs_a_batch_on_a_local_dask_cluster(run_cli, local_run, small_session, tmp_path):
+    sessions, local_out, _ = local_run
+    _, truth = small_session
+    r = run_cli("align", "--batch", sessions, "-o", tmp_path / "out", "--bpm", truth["bpm"], "--engine", "classic",
+                "--executor", "dask", "--jobs", "2", "--json")
+    assert r.exit_code == 1  # the corrupt session
+    doc = json.loads(r.stdout)
+    assert [s["status"] for s in doc["sessions"]] == ["ok"] * len(GOOD) + ["failed"] and doc["failed"] == 1
+    assert output_digests(tmp_path / "out") == output_digests(local_out)
