@@ -132,12 +132,14 @@ def test_csv_and_json_lists_give_each_session_its_own_stems_roles_and_tempo(smal
     listing.write_text("session,stems,bpm,roles,tempo_map\n"
                        f"one,sessions/{GOOD[0]},{truth['bpm']},,\n"
                        f"two,{stems_b},{truth['bpm'] * 2},oh_l.wav=room,\n"
-                       f"three,sessions/{GOOD[2]},1000,,\n")
+                       f"three,sessions/{GOOD[2]},1000,,\n"
+                       f"four,sessions/{GOOD[2]},,,maps/none.mid\n")
     outcomes = beatfix.align_batch(listing, tmp_path / "out", beatfix.AlignOptions(engine="classic"))
     by_name = {o.session: o for o in outcomes}
     assert by_name["one"].ok and by_name["one"].result.summary["tempo_bpm"] == pytest.approx(truth["bpm"])
     assert by_name["two"].ok and by_name["two"].result.summary["tempo_bpm"] == pytest.approx(truth["bpm"] * 2)
     assert not by_name["three"].ok and "--bpm" in by_name["three"].error  # a bad value fails its session only
+    assert by_name["four"].error == f"tempo map {tmp_path / 'maps' / 'none.mid'}: no such file"
     assert (tmp_path / "out" / "one" / "kick.wav").is_file()
     recorded = json.loads((tmp_path / "out" / "two" / "edits.json").read_text())["options"]
     assert recorded["roles"] == {"oh_l.wav": "room"} and recorded["bpm"] == pytest.approx(truth["bpm"] * 2)

@@ -67,7 +67,7 @@ class _Task:
 
 def run_session(task: _Task, report: Optional[Report] = None) -> SessionOutcome:
     """Align one session of a batch, or take its earlier result; never raises (runs on a worker)."""
-    from ..errors import BeatfixError
+    from ..errors import BeatfixError, InputError
     from .resume import completed_summary, forget, write_manifest
     from .session import align
 
@@ -75,8 +75,10 @@ def run_session(task: _Task, report: Optional[Report] = None) -> SessionOutcome:
     progress = (lambda stage, fraction: tell(task.name, stage, fraction)) if tell is not None else None
     options = task.options
     try:
+        inputs = task.stems + ((options.tempo_map,) if options.tempo_map else ())  # what the output depends on
+        if options.tempo_map is not None and not options.tempo_map.is_file():
+            raise InputError(f"tempo map {options.tempo_map}: no such file")
         if not options.dry_run and task.out_dir.is_dir():
-            inputs = task.stems + ((options.tempo_map,) if options.tempo_map else ())
             stored = completed_summary(task.out_dir, inputs, options)
             if stored is not None:
                 return SessionOutcome(task.name, result=AlignSummary(summary=stored), skipped=True)
@@ -87,7 +89,6 @@ def run_session(task: _Task, report: Optional[Report] = None) -> SessionOutcome:
                 options = replace(options, force=True)
         result = align(task.stems, task.out_dir, options, progress=progress)
         if not options.dry_run:
-            inputs = task.stems + ((options.tempo_map,) if options.tempo_map else ())
             write_manifest(task.out_dir, inputs, options, result.outputs, result.summary)
         return SessionOutcome(task.name, result=result)
     except BeatfixError as exc:
