@@ -88,8 +88,8 @@ def run_on_dask(tasks: list[_Task], *, jobs: int, scheduler: str | None,
                 task, attempt = attempts.pop(future.key)
                 try:
                     outcome = future.result()
-                except Exception as exc:  # the worker died (KilledWorker), or the task could not run
-                    outcome = SessionOutcome(task.name, error=f"worker lost: {type(exc).__name__}: {exc}")
+                except Exception as exc:  # its worker died too often (KilledWorker), or it could not run there
+                    outcome = SessionOutcome(task.name, error=f"on the cluster: {type(exc).__name__}: {exc}")
                 future.release()
                 if not outcome.ok and attempt < ATTEMPTS:
                     retry = submit(task, attempt + 1)
