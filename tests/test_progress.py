@@ -142,3 +142,15 @@ def test_executor_flags_belong_to_batches(run_cli, small_session, tmp_path):
     folder, truth = small_session
     r = run_cli("align", *_stems(folder), "-o", tmp_path / "o", "--executor", "dask")
     assert r.exit_code == 2 and "--batch" in r.stderr
+
+
+def test_dask_without_the_cluster_extra_says_what_to_install(run_cli, small_session, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if beatfix[cluster] were not installed
+    folder, _ = small_session
+    sessions = tmp_path / "sessions"
+    shutil.copytree(folder, sessions / "a")
+    r = run_cli("align", "--batch", sessions, "-o", tmp_path / "out", "--executor", "dask")
+    assert r.exit_code == 1 and r.stderr.strip() == "error: --executor dask needs Dask: pip install 'beatfix[cluster]'"
+    assert not (tmp_path / "out").exists()

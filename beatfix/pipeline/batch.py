@@ -120,6 +120,10 @@ def align_batch(sessions: Path | str, out_dir: Path | str, options: AlignOptions
         raise ParameterError(f"--executor {executor!r}: use one of {', '.join(EXECUTORS)}")
     if scheduler is not None and executor != "dask":
         raise ParameterError("--scheduler needs --executor dask")
+    if executor == "dask":
+        from .dask_batch import check_dask
+
+        check_dask()  # before anything is written
     listed = read_sessions(sessions, options)
     out_dir = Path(out_dir)
     if not options.dry_run:

@@ -26,14 +26,21 @@ def _event_report(topic: str, session: str, stage: str, fraction: float) -> None
     get_worker().log_event(topic, [session, stage, float(fraction)])
 
 
-def _connect(jobs: int, scheduler: str | None):
-    """``(client, cluster or None)``; the cluster is this machine's when no scheduler is named."""
+def check_dask() -> None:
+    """A ParameterError saying what to install when Dask distributed is missing."""
     try:
-        from distributed import Client, LocalCluster
+        import distributed  # noqa: F401
     except ImportError:
         from ..errors import ParameterError
 
         raise ParameterError("--executor dask needs Dask: pip install 'beatfix[cluster]'") from None
+
+
+def _connect(jobs: int, scheduler: str | None):
+    """``(client, cluster or None)``; the cluster is this machine's when no scheduler is named."""
+    check_dask()
+    from distributed import Client, LocalCluster
+
     if scheduler is None:
         import logging
 
