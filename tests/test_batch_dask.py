@@ -44,12 +44,15 @@ def test_dask_batch_matches_the_local_pool(local_run, small_session, tmp_path):
 
 
 def test_a_worker_killed_mid_batch_still_completes_every_session(local_run, small_session, tmp_path):
+    import dask
     from distributed import Client, LocalCluster
 
     sessions, local_out, local_outcomes = local_run
     _, truth = small_session
     killed = []
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    # allowed-failures 0: the scheduler gives the task up at once (KilledWorker), so the session
+    # completes only through beatfix's own retry, not the scheduler's rescheduling
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                       memory_limit=0) as cluster, Client(cluster) as client:
         pids = client.run(os.getpid)  # worker address -> process id
 
