@@ -37,7 +37,7 @@ install-train: $(TRAIN_STAMP)
 
 $(TRAIN_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet --no-deps $(TORCH_SPEC) $(TORCH_INDEX)
-	$(BIN)/python -m pip install --quiet -e ".[dev,train]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,train,cluster]"
 	touch $(TRAIN_STAMP)
 
 demo: install

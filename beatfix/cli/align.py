@@ -24,6 +24,7 @@ Examples:
   beatfix align session/*.wav --click click.wav -o fixed/    # the recorded click is the grid
   beatfix align session/*.wav --grid auto --swing auto -o fixed/
   beatfix align --batch sessions/ -o fixed/ --jobs 2 --json
+  beatfix align --batch sessions.csv -o fixed/ --executor dask --scheduler tcp://host:8786
   beatfix align session/*.wav --bpm 120 --flams fix -o fixed/
   beatfix align session/*.wav --bpm 120 -o fixed/ --daw rpp,aaf
   beatfix align session/*.wav --bpm 120 --lock "bar 9-12" --plot timing.pdf -o fixed/
@@ -61,8 +62,16 @@ A hit belongs to a span when its slot does. A locked span is one unshifted
 piece: its audio is the input's, sample for sample, but for the crossfades
 of the seams at its ends. --sections FILE (TOML or CSV) gives spans their
 own grid, swing, strength, exclude-within, or a lock.
+--batch takes a folder of session folders or a CSV/JSON list of sessions
+(each with its own stems, roles, bpm, tempo map); a batch started again skips
+the sessions already done with the same inputs and options.
 Exit codes: 0 ok, 1 bad input or a failed session, 2 usage error.
 """
+
+
+class Executor(str, Enum):
+    local = "local"
+    dask = "dask"
 
 
 class FlamMode(str, Enum):
@@ -114,8 +123,11 @@ def align(
     force: bool = typer.Option(False, "--force", help="Write into a non-empty output folder, and edit even where the grid does not fit the playing (which is otherwise refused)."),
     tempo_map: Optional[Path] = common.TEMPO_MAP_OPT,
     click: Optional[Path] = common.CLICK_OPT,
-    batch: Optional[Path] = typer.Option(None, "--batch", help="A folder of session subfolders; results go to OUT/<session>/."),
-    jobs: int = typer.Option(1, "--jobs", help="Sessions processed in parallel with --batch."),
+    batch: Optional[Path] = typer.Option(None, "--batch", help="A folder of session subfolders, or a CSV/JSON list of sessions; results go to OUT/<session>/. Sessions already done (same inputs and options) are skipped."),
+    jobs: int = typer.Option(1, "--jobs", help="Sessions processed in parallel with --batch (the local cluster's workers with --executor dask)."),
+    executor: Executor = typer.Option(Executor.local, "--executor", help="With --batch: local (a process pool) or dask (one task per session on a Dask cluster; needs beatfix[cluster])."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="With --executor dask: the scheduler's address, e.g. tcp://host:8786. Without it a local cluster of --jobs workers is started."),
+    quiet: bool = common.QUIET_OPT,
     daw: Optional[str] = typer.Option(None, "--daw", help="Also write the edit as a DAW session of the original files: rpp (REAPER), aaf (Pro Tools, Logic, Nuendo, Media Composer) or rpp,aaf. Written to OUT/session.rpp, OUT/session.aaf; inputs referenced by absolute path."),
     as_json: bool = common.JSON_OPT,
 ) -> None:
@@ -130,33 +142,46 @@ def align(
                            force=force, daw=tuple(parse_daw_kinds(daw)), edit_range=edit_range,
                            locks=tuple(lock or ()), sections=sections if sections is not None else (), plot_path=plot)
     check_jobs(jobs)
-    show_progress = common.is_tty() and not as_json
+    from .progress import job_progress, session_label
+
     if batch is not None:
         if stems:
             raise typer.BadParameter("give either stems or --batch, not both")
         if plot is not None:
             raise typer.BadParameter("--plot draws one session: run align without --batch")
-        with _interrupt_reported(), common.progress_bar("sessions", enabled=show_progress) as progress:
-            outcomes = align_batch(batch, out, options, jobs=jobs, progress=progress)
+        with _interrupt_reported(), job_progress("sessions", quiet=quiet) as progress:
+            outcomes = align_batch(batch, out, options, jobs=jobs, executor=Executor(executor).value,
+                                   scheduler=scheduler, progress=progress)
         results = [o.document() for o in outcomes]
         failed = [r for r in results if r["status"] != "ok"]
         if as_json:
             typer.echo(json.dumps({"sessions": results, "failed": len(failed)}, indent=2))
-        else:
+        elif not quiet:
             from .views import print_batch
 
             print_batch(common.stdout_console(), results)
+        else:
+            from . import _print_error
+
+            for r in failed:  # --quiet keeps the errors
+                _print_error(f"session {r['session']}: {r['error']}")
         if failed:
             raise typer.Exit(1)
         return
+    if executor != Executor.local or scheduler is not None:
+        raise typer.BadParameter("--executor and --scheduler go with --batch")
     paths = common.stems_or_fail(stems)
-    with _interrupt_reported(), common.progress_bar("aligning", enabled=show_progress) as progress:
-        result = align_session(paths, out, options, progress=progress)
+    label = session_label(paths)
+    with _interrupt_reported(), job_progress("aligning", quiet=quiet) as progress:
+        result = align_session(paths, out, options, progress=lambda stage, fraction: progress(label, stage, fraction))
+        progress(label, "done", 1.0)
     doc = dict(result.summary)
     if dry_run:
         doc["edits"] = list(result.edits)  # the preview: every edit, as the table shows it
     if as_json:
         typer.echo(json.dumps(doc, indent=2))
+        return
+    if quiet:
         return
     common.info([doc.get("device_reason", "")])
     common.warn(doc["warnings"] + doc["notes"])

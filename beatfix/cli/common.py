@@ -17,6 +17,7 @@ TEMPO_MAP_OPT = typer.Option(None, "--tempo-map", help="The song's tempo map: a 
 CLICK_OPT = typer.Option(None, "--click", help="A recorded click track (one of the stems or another file): the grid follows its beats; the click is written unchanged.")
 ROLE_OPT = typer.Option(None, "--role", help="Override a stem's role, FILE=ROLE (kick, snare, hat, tom, ride, crash, perc, overhead, room, other). Repeatable.")
 JSON_OPT = typer.Option(False, "--json", help="Print only JSON on stdout, for scripts.")
+QUIET_OPT = typer.Option(False, "-q", "--quiet", help="No progress, warnings or summary; errors still print (--json still prints its JSON).")
 ENGINE_OPT = typer.Option("auto", "--engine", help="Hit analysis: auto (= neural), neural or classic.")
 DEVICE_OPT = typer.Option("auto", "--device",
                           help="Model device: auto (the CPU, or a CUDA GPU for long sessions), cpu or cuda.")
@@ -43,7 +44,10 @@ def is_tty() -> bool:
 
 @contextmanager
 def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[str, float], None]]:
-    """Yield a ``progress(stage, fraction)`` callback drawing a rich bar on stderr when ``enabled``."""
+    """Yield a ``progress(stage, fraction)`` callback drawing a rich bar on stderr when ``enabled``.
+
+    For work whose fraction is its own (training); align and report draw one
+    bar over all their stages (:func:`beatfix.cli.progress.job_progress`)."""
     if not enabled:
         yield lambda stage, fraction: None
         return

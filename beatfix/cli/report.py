@@ -46,6 +46,7 @@ def report(
     model: Optional[Path] = common.MODEL_OPT,
     flam_threshold_ms: float = common.FLAM_OPT,
     as_json: bool = common.JSON_OPT,
+    quiet: bool = common.QUIET_OPT,
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write one row per hit to this CSV file."),
     plot_path: Optional[Path] = typer.Option(None, "--plot", help="Write a timing plot by bars, one lane per drum: .png, .pdf or .svg."),
     tempo_map: Optional[Path] = common.TEMPO_MAP_OPT,
@@ -68,10 +69,14 @@ def report(
     for out in (csv_path, plot_path, tempo_map_out, midi_path):
         if out is not None and out.resolve() in {p.resolve() for p in paths}:
             raise typer.BadParameter(f"{out} is an input file")
-    with common.progress_bar("analysing", enabled=common.is_tty() and not as_json) as progress:
-        result = analyse(paths, options, progress=progress)
-    common.info([result.device_reason], quiet=as_json)
-    common.warn(list(result.warnings) + list(result.notes), quiet=as_json)
+    from .progress import job_progress, session_label
+
+    label = session_label(paths)
+    with job_progress("analysing", quiet=quiet) as progress:
+        result = analyse(paths, options, progress=lambda stage, fraction: progress(label, stage, fraction))
+        progress(label, "done", 1.0)
+    common.info([result.device_reason], quiet=as_json or quiet)
+    common.warn(list(result.warnings) + list(result.notes), quiet=as_json or quiet)
     doc = result.document()
     if csv_path is not None:
         write_text_atomic(csv_path, hits_csv(result.analysis, [s.name for s in result.session.close_stems]))
@@ -92,6 +97,8 @@ def report(
                                                           end_s=end_s))
     if as_json:
         typer.echo(json.dumps(doc, indent=2))
+        return
+    if quiet:
         return
     from .views import print_report
 

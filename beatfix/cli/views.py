@@ -190,7 +190,8 @@ def print_batch(console: Console, results: list[dict]) -> None:
             continue
         p95_before = max((v["p95_abs_ms"] for v in r["before"].values()), default=0.0)
         p95_after = max((v["p95_abs_ms"] for v in r["after"].values()), default=0.0)
-        table.add_row(r["session"], "[green]ok[/]", f"{r['tempo_bpm']:.2f}", str(r["n_hits"]),
+        status = "[green]ok[/] (done before)" if r.get("resumed") else "[green]ok[/]"
+        table.add_row(r["session"], status, f"{r['tempo_bpm']:.2f}", str(r["n_hits"]),
                       f"{p95_before:.1f} -> {p95_after:.1f}", f"{r['n_flams']} flams")
     console.print(table)
     failed = sum(r["status"] != "ok" for r in results)

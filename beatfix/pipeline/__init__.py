@@ -8,9 +8,9 @@ Options are frozen dataclasses validated when made (:mod:`.options`);
 :func:`align_batch` a folder of them (:mod:`.batch`).
 """
 
-from .batch import SessionOutcome, align_batch, check_jobs
+from .batch import EXECUTORS, SessionOutcome, align_batch, check_jobs
 from .options import AlignOptions, AnalyseOptions
 from .session import AlignSummary, AnalyseResult, align, analyse
 
-__all__ = ["AlignOptions", "AnalyseOptions", "AlignSummary", "AnalyseResult", "SessionOutcome",
+__all__ = ["EXECUTORS", "AlignOptions", "AnalyseOptions", "AlignSummary", "AnalyseResult", "SessionOutcome",
            "align", "align_batch", "analyse", "check_jobs"]

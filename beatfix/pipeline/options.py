@@ -107,6 +107,8 @@ class AnalyseOptions:
         self._set("device", _choice("--device", self.device, DEVICES))
         if self.model_dir is not None:
             self._set("model_dir", Path(self.model_dir))
+        if self.tempo_map is not None:
+            self._set("tempo_map", Path(self.tempo_map))
         pairs = self.roles.items() if isinstance(self.roles, Mapping) else self.roles
         specs = [f"{k}={v}" for k, v in pairs]
         self._set("roles", tuple(sorted(parse_role_overrides(specs).items())))

@@ -67,11 +67,14 @@ def _load_and_analyse(paths: list[Path], options: AnalyseOptions, progress: Opti
 
     from ..clicktrack import set_aside
 
+    tell = progress or (lambda stage, fraction: None)
     tempo_map = read_tempo_map(options.tempo_map) if options.tempo_map is not None else None
+    tell("loading", 0.0)
     session, warnings = load_session(paths, roles=options.role_map())
     session, untouched, clicks, aside_notes = set_aside(session)
     if options.click is not None:
         tempo_map = _click_map(options.click, clicks, untouched, session.sample_rate)
+    tell("loading", 1.0)
     choice = choose_engine(options.engine, options.device, model_path=options.model_dir,
                            channel_minutes=channel_minutes_of(session))
     analysis = analyse_session(session, bpm=options.bpm, grid=options.grid, swing_pct=options.swing_pct,
@@ -155,6 +158,7 @@ def align(stems: Sequence[Path | str], out_dir: Path | str | None, options: Alig
 
     options = options or AlignOptions()
     paths = _paths(stems)
+    tell = progress or (lambda stage, fraction: None)
     dry_run = options.dry_run
     if out_dir is None and not dry_run:
         raise ParameterError("an output folder is needed unless dry_run is set")
@@ -181,6 +185,7 @@ def align(stems: Sequence[Path | str], out_dir: Path | str | None, options: Alig
             rules = resolve(analysis, sections=options.sections, locks=options.locks,
                             edit_range=options.edit_range, strength_pct=options.strength_pct,
                             exclude_within_ms=options.exclude_within_ms)
+        tell("planning", 0.0)
         result = align_session(session, analysis, strength_pct=options.strength_pct,
                                exclude_within_ms=options.exclude_within_ms, pad_ms=options.pad_ms,
                                xfade_ms=options.xfade_ms, flams=options.flams, render_audio=False, rules=rules)
@@ -194,6 +199,7 @@ def align(stems: Sequence[Path | str], out_dir: Path | str | None, options: Alig
 
             plot = align_plot(analysis, session, result.plan, fmt=plot_format(plot_path), drums=result.drums,
                               rules=rules)
+        tell("planning", 1.0)
         written: list[Path] = []
         if not dry_run:
             edits_doc = {"schema": edits_doc["schema"],
