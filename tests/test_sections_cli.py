@@ -21,7 +21,7 @@ def _stems(folder):
 
 def _one_line_error(result, code, needle):
     assert result.exit_code == code, (result.exit_code, result.stderr)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("beatfix: ")]
     assert len(lines) == 1 and needle in lines[0], result.stderr
     assert "Traceback" not in result.stderr
 
