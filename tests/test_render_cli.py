@@ -257,3 +257,36 @@ def test_align_flams_fix_session_follows_each_drums_shifts_and_says_what_it_leav
             own_moves += shift != e["shift_samples"]
     assert own_moves > 0  # some drum really moved on its own
     _clean_error(run_cli("render", out / "edits.json", "-o", tmp_path / "again"), "--flams fix")
+
+
+def test_a_dry_run_preview_edited_by_script_renders_as_align_would(small_session, run_cli, tmp_path):
+    """The issue's round trip: --dry-run --json, a script changes one shift, beatfix render; unchanged, it is align."""
+    from pathlib import Path
+
+    folder, _ = small_session
+    stems = sorted(str(p) for p in folder.iterdir() if p.suffix == ".wav")
+    preview = run_cli("align", *stems, "--engine", "classic", "--dry-run", "--json", "-o", str(tmp_path / "none"))
+    assert preview.exit_code == 0, preview.stderr
+    plan = tmp_path / "plan.json"
+    plan.write_text(preview.stdout)
+    aligned = run_cli("align", *stems, "--engine", "classic", "-o", str(tmp_path / "aligned"))
+    assert aligned.exit_code == 0, aligned.stderr
+    rendered = run_cli("render", str(plan), "-o", str(tmp_path / "rendered"))
+    assert rendered.exit_code == 0, rendered.stderr
+    for name in (Path(s).name for s in stems):
+        a, _ = sf.read(tmp_path / "aligned" / name, dtype="int32", always_2d=True)
+        b, _ = sf.read(tmp_path / "rendered" / name, dtype="int32", always_2d=True)
+        assert np.array_equal(a, b), name
+    doc = json.loads(plan.read_text())
+    moved = next(e for e in doc["edit_list"]["edits"] if e["shift_samples"] != 0)
+    moved["shift_samples"] += 24
+    del moved["shift_ms"]
+    plan.write_text(json.dumps(doc))
+    changed = run_cli("render", str(plan), "-o", str(tmp_path / "changed"))
+    assert changed.exit_code == 0, changed.stderr
+    name = Path(stems[0]).name
+    a, _ = sf.read(tmp_path / "rendered" / name, dtype="int32", always_2d=True)
+    b, _ = sf.read(tmp_path / "changed" / name, dtype="int32", always_2d=True)
+    differs = np.flatnonzero(np.any(a != b, axis=1))
+    # nothing changes before that piece's seam (its crossfade and fill reach at most 10 ms back)
+    assert differs.size and differs.min() >= moved["cut_sample"] - int(0.010 * doc["edit_list"]["sample_rate"])

@@ -24,6 +24,8 @@ Examples:
   json.dump(d, open("mine.json", "w"))
   EOF
   beatfix render mine.json -o fixed3/
+  beatfix align session/*.wav --bpm 120 --dry-run --json > plan.json   # a preview's list renders too
+  beatfix render plan.json -o fixed4/
 
 Each edit's cut_sample and shift_samples are what is rendered (cut_s and
 shift_ms may be deleted; changed alone, they are refused as ambiguous). Move
@@ -53,6 +55,8 @@ def _read_document(path: Path) -> dict:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    if isinstance(doc, dict) and isinstance(doc.get("edit_list"), dict):
+        return doc["edit_list"]  # `align --dry-run --json` output: its edit list is an edits.json
     return doc
 
 

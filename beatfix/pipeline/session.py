@@ -201,9 +201,10 @@ def align(stems: Sequence[Path | str], out_dir: Path | str | None, options: Alig
                               rules=rules)
         tell("planning", 1.0)
         written: list[Path] = []
+        # the edit list as edits.json holds it (a dry run's too: `beatfix render` takes it after a script's edit)
+        edits_doc = {"schema": edits_doc["schema"],
+                     **provenance(paths, options, engine=analysed.engine, device=analysed.device), **edits_doc}
         if not dry_run:
-            edits_doc = {"schema": edits_doc["schema"],
-                         **provenance(paths, options, engine=analysed.engine, device=analysed.device), **edits_doc}
             reports = {
                 "edits.json": json.dumps(edits_doc, indent=2),
                 "flam_report.json": json.dumps({"flams": rows}, indent=2),
@@ -253,6 +254,7 @@ def align(stems: Sequence[Path | str], out_dir: Path | str | None, options: Alig
         "n_hits_fixed": len(result.drums.fixed_hits) if result.drums is not None else 0,
         "dry_run": dry_run,
         "outputs": [str(p) for p in written],
+        **({"edit_list": edits_doc} if dry_run else {}),
         "before": {k: vars(v) for k, v in result.before.items()},
         "after": {k: vars(v) for k, v in result.after.items()},
     }
