@@ -46,6 +46,9 @@ import numpy as np
 
 from .attacks import AttackMap, find_attacks
 from .errors import ParameterError
+from .editplan import (MAX_STRETCH_RATIO, Edit, EditPlan, decay_room_samples, max_earlier_samples,  # noqa: F401
+                       max_later_samples, ms_to_samples)
+from .plan_locks import join_locks, lock_bounds
 from .types import Analysis
 
 if TYPE_CHECKING:
@@ -53,117 +56,11 @@ if TYPE_CHECKING:
 
 # The attack and early decay kept untouched around every hit, before the mic delays.
 PROTECT_BASE_MS = 30.0
-# Stretching a decay lowers its pitch; at 2 it drops an octave, audible on a tom but
-# masked on the short decays the stretch is used for (only when the gap is larger
-# than the decay available to fill it).
-MAX_STRETCH_RATIO = 2.0
-# An undetected attack this close before a hit's cut is carried by the hit's piece: a flam's
-# grace note (8-45 ms before its main stroke), a cymbal struck with the kick.
 LEAD_IN_MS = 50.0
 
 _MAX_PAD_MS = 100.0
 _MAX_XFADE_MS = 100.0
 _MAX_PROTECT_MS = 1000.0
-
-
-@dataclass(frozen=True)
-class Edit:
-    """One piece of audio, from its cut to the next cut (or the end)."""
-
-    hit_index: int  # index in ``Analysis.hits`` of the piece's first hit
-    slot: int
-    cut_sample: int  # same on every channel: pad before the earliest attack
-    attack_sample: int  # earliest close-mic attack, input timeline
-    shift_samples: int  # output = input shifted by this (positive = later)
-    deviation_ms: float  # hit anchor minus its target, before editing
-    merged_hit_indices: tuple[int, ...] = ()  # further hits too close to cut apart
-    last_attack_sample: int | None = None  # latest attack in the piece if hits merged
-    # The seam before this piece touches no source before this sample: an attack the analysis
-    # missed, and its protected zone, lie before it. None: the previous piece's protected zone.
-    room_from_sample: int | None = None
-    # How alike the two sides of this seam's crossfade are, 0 to 1 (1: equal gain, 0: equal
-    # power), measured on all channels. None: judged from the move alone (render.ALIKE_BELOW_MS).
-    xfade_correlation: float | None = None
-    # The shift the hits asked for (strength applied, mean of merged hits), before the seam rules
-    # reduced it; None: not recorded (a plan built by hand), taken as ``shift_samples``.
-    wanted_shift_samples: int | None = None
-    excluded: bool = False  # every hit of the piece was within exclude-within of its slot
-    # Where the piece's first hit is aimed, when a section's grid put it there; None: the analysis grid's slot.
-    target_s: float | None = None
-    locked: bool = False  # a locked span (--lock, outside --range): played as recorded, never cut inside
-
-    @property
-    def status(self) -> str:
-        """``locked`` (a span played as recorded), ``capped`` (the seam rules reduced the move: hits
-        would collide, or a locked span next to it), ``excluded`` (left alone by exclude-within),
-        ``zero`` (already on its slot) or ``moved``."""
-        if self.locked:
-            return "locked"
-        if self.wanted_shift_samples is not None and self.shift_samples != self.wanted_shift_samples:
-            return "capped"
-        if self.excluded:
-            return "excluded"
-        return "zero" if self.shift_samples == 0 else "moved"
-
-    @property
-    def protect_from_sample(self) -> int:
-        """The piece's latest attack: its protected zone starts here."""
-        return self.attack_sample if self.last_attack_sample is None else self.last_attack_sample
-
-
-@dataclass(frozen=True)
-class EditPlan:
-    sample_rate: int
-    n_samples: int
-    pad_ms: float
-    xfade_ms: float
-    protect_ms: float
-    edits: tuple[Edit, ...]  # sorted by cut_sample, strictly increasing
-
-    @property
-    def pad_samples(self) -> int:
-        return ms_to_samples(self.pad_ms, self.sample_rate)
-
-    @property
-    def xfade_samples(self) -> int:
-        return ms_to_samples(self.xfade_ms, self.sample_rate)
-
-    @property
-    def protect_samples(self) -> int:
-        return ms_to_samples(self.protect_ms, self.sample_rate)
-
-
-def ms_to_samples(ms: float, sample_rate: int) -> int:
-    return int(math.floor(ms * sample_rate / 1000.0 + 0.5))
-
-
-def decay_room_samples(prev: Edit | None, cut_sample: int, protect_samples: int, *,
-                       room_from_sample: int | None = None) -> int | None:
-    """Decay between ``prev``'s protected zone and ``cut_sample``; None before the first hit.
-
-    Everything a seam does to the previous piece (crossfade, fill, stretch)
-    must fit in this room. ``room_from_sample`` (an :class:`Edit`'s) starts
-    it later, after an attack the analysis missed.
-    """
-    starts = [] if prev is None else [prev.protect_from_sample + protect_samples]
-    if room_from_sample is not None:
-        starts.append(room_from_sample)
-    return cut_sample - max(starts) if starts else None
-
-
-def max_later_samples(room: int | None, xfade_samples: int) -> float:
-    """Largest gap a seam can fill (decay) or stretch into, given its decay room."""
-    if room is None:
-        return math.inf
-    stretchable = math.floor(room * (MAX_STRETCH_RATIO - 1.0)) if room >= 1 else 0
-    return max(0, room - xfade_samples, stretchable)
-
-
-def max_earlier_samples(room: int | None, xfade_samples: int) -> float:
-    """Largest overlap a seam can crossfade inside decay, given its decay room."""
-    if room is None:
-        return math.inf
-    return max(0, room - xfade_samples)
 
 
 def default_protect_ms(analysis: Analysis) -> float:
@@ -217,51 +114,6 @@ def _hit_samples(analysis: Analysis, n_samples: int, strength: float, rules: "Se
         deviations.append(deviation_s * 1000.0)
         slots.append(int(hit.slot))
     return attacks, shifts, deviations, slots
-
-
-def _join_locks(groups: list[list[int]], attacks: list[int], rules: "SectionRules") -> list[tuple[list[int], int]]:
-    """Groups with every locked span's hits in one group, and each group's lock (-1: none).
-
-    A span's group also takes any hit whose attack lies between the span's
-    start and its last locked attack (a hit of the bar before, played very
-    late): nothing is cut inside a locked span.
-    """
-    lock_of = [-1] * len(groups)
-    for k, (a, _) in enumerate(rules.lock_spans_samples):
-        mine = [attacks[i] for g in groups for i in g if rules.lock_of[i] == k]
-        if not mine:
-            continue
-        last = max(mine)
-        for j, g in enumerate(groups):
-            if any(rules.lock_of[i] == k for i in g) or a <= attacks[g[0]] <= last:
-                lock_of[j] = k if lock_of[j] < 0 else lock_of[j]
-    out: list[tuple[list[int], int]] = []
-    for g, k in zip(groups, lock_of):
-        if out and k >= 0 and out[-1][1] == k:
-            out[-1][0].extend(g)
-        else:
-            out.append((list(g), k))
-    # One lock's hits are contiguous in attack order unless another group lies between them
-    # with no lock: _hold_between makes it part of the span.
-    return _hold_between(out)
-
-
-def _hold_between(groups: list[tuple[list[int], int]]) -> list[tuple[list[int], int]]:
-    """Merge everything between two groups of the same lock into that lock's group."""
-    changed = True
-    while changed:
-        changed = False
-        for j, (_, k) in enumerate(groups):
-            if k < 0:
-                continue
-            later = [m for m in range(j + 1, len(groups)) if groups[m][1] == k]
-            if later:
-                last = later[-1]
-                members = [i for g, _ in groups[j:last + 1] for i in g]
-                groups = groups[:j] + [(members, k)] + groups[last + 1:]
-                changed = True
-                break
-    return groups
 
 
 def _merge_close(attacks: list[int], min_apart_samples: int) -> list[list[int]]:
@@ -364,42 +216,6 @@ def _pieces(groups: list[tuple[list[int], int]], hit_attacks: list[int], attacks
     return pieces
 
 
-def _lock_bounds(pieces: list[_Piece], rules: "SectionRules | None", pad: int,
-                 xfade: int) -> tuple[list[float], list[float], list[float]]:
-    """Per piece: the lowest and highest shift that still lets every later locked span keep shift 0,
-    and the largest later move its seam may make (no stretch into a locked span's decay).
-
-    Found backwards from each lock (shift 0), widening by what each seam
-    allows; the forward pass then chooses each shift inside these bounds, so
-    the greedy planner never paints itself into a corner before a lock.
-    The piece after a span may not start (in the output) before the span's
-    end less a pad, so a hit played late after a fill still lands on its slot
-    and only its pad and the seam's crossfade reach into the span.
-    """
-    n = len(pieces)
-    later = [max_later_samples(p.room, xfade) for p in pieces]
-    lo, hi = [-math.inf] * n, [math.inf] * n
-    if rules is None or not any(p.lock >= 0 for p in pieces):
-        return lo, hi, later
-    for j in range(1, n):
-        if pieces[j - 1].lock >= 0:  # a fill only: a stretch would change the locked decay
-            room = pieces[j].room
-            later[j] = math.inf if room is None else max(0, room - xfade)
-    for j in reversed(range(n)):
-        low, high = -math.inf, math.inf
-        if pieces[j].lock >= 0:
-            low = high = 0.0
-        elif j > 0 and pieces[j - 1].lock >= 0:
-            span_end = rules.lock_spans_samples[pieces[j - 1].lock][1]
-            low = min(0.0, float(span_end - pad - pieces[j].cut))
-        if j + 1 < n:
-            earlier = max_earlier_samples(pieces[j + 1].room, xfade)
-            low = max(low, lo[j + 1] - later[j + 1])
-            high = min(high, hi[j + 1] + earlier)
-        lo[j], hi[j] = low, high
-    return lo, hi, later
-
-
 def plan_edits(
     analysis: Analysis,
     *,
@@ -474,9 +290,9 @@ def plan_edits(
     # At least one sample apart, so cuts are strictly increasing even with no pad or fade.
     groups = [(g, -1) for g in _merge_close(hit_attacks, max(1, pad + xfade))]
     if rules is not None:
-        groups = _join_locks([g for g, _ in groups], hit_attacks, rules)
+        groups = join_locks([g for g, _ in groups], hit_attacks, rules)
     pieces = _pieces(groups, hit_attacks, attacks, rules, pad, lead_in, protect, protect_undetected)
-    bound_lo, bound_hi, later = _lock_bounds(pieces, rules, pad, xfade)
+    bound_lo, bound_hi, later = lock_bounds(pieces, rules, pad, xfade)
     edits: list[Edit] = []
     for j, piece in enumerate(pieces):
         group, cut, attack = piece.group, piece.cut, piece.attack
