@@ -19,6 +19,7 @@ from typing import Callable, Iterator, Optional
 import numpy as np
 
 from .bars import bar_beat
+from .coherence import keep_coherent
 from .flamfix import DrumPlans, check_flam_mode, clean_close, plan_drums, render_split, stem_shifts_samples
 from .plan import EditPlan, plan_edits
 from .render import render
@@ -101,6 +102,8 @@ def align_session(
     drums = plan_drums(analysis, plan, close_roles=close_roles, mode=flams, strength_pct=strength_pct,
                        exclude_within_ms=exclude_within_ms,
                        close_mono=None if flams == "keep" else {s: session.stem(s).mono() for s in close_roles})
+    if drums is not None:
+        drums = keep_coherent(session, plan, drums)
     stems = session.stems
     if render_audio:
         stems = tuple(render_stems(session, plan, drums=drums, progress=progress))
@@ -142,8 +145,10 @@ def render_stems(session: Session, plan: EditPlan, *, drums: DrumPlans | None = 
             audio = render(stem.audio, plan, progress=callback)
         else:
             own = drums.drum_of(stem.name)
+            paths = drums.paths.get(stem.name) if drums.paths is not None else None
             audio = render_split(stem.audio, drums.plan_for(stem.name, plan), drums, close, own_drum=own,
-                                 delay_ms=drums.follower_delays_ms.get(stem.name), room=stem.role == "room")
+                                 delay_ms=drums.follower_delays_ms.get(stem.name), room=stem.role == "room",
+                                 paths=paths)
         yield replace(stem, audio=audio)
         done += stem.n_channels
 
