@@ -161,7 +161,7 @@ def _wanted_shifts(analysis: Analysis, plan: EditPlan, stems: Sequence[str], mod
     return wanted
 
 
-def _fit_plan(plan: EditPlan, wanted: Sequence[float]) -> EditPlan:
+def fit_plan(plan: EditPlan, wanted: Sequence[float]) -> EditPlan:
     """``plan`` with its shifts replaced by ``wanted``, reduced where a seam would not fit (as the planner does)."""
     edits = []
     prev, prev_shift = None, 0
@@ -228,7 +228,7 @@ def plan_drums(analysis: Analysis, plan: EditPlan, *, close_roles: Mapping[str, 
     fixed: set[int] = set()
     for drum, stems in drums.items():
         wanted = _wanted_shifts(timing, plan, stems, mode, strength_pct / 100.0, exclude_within_ms, deliberate)
-        own = _fit_plan(plan, wanted)
+        own = fit_plan(plan, wanted)
         plans[drum] = own
         changed = [k for k, (a, b) in enumerate(zip(own.edits, plan.edits)) if a.shift_samples != b.shift_samples]
         if changed:

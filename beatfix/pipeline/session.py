@@ -131,6 +131,20 @@ def _daw_files(kinds, session, result) -> dict:
                          flams=drums.mode if drums is not None else "keep")
 
 
+def _self_check(session, analysis, result, progress):
+    """The plans after :func:`beatfix.selfcheck.check_and_revert`, with the timing table to match."""
+    from dataclasses import replace
+
+    from ..align import TimingSummary, stem_deviation_table
+    from ..selfcheck import check_and_revert
+
+    plan, drums, check = check_and_revert(session, analysis, result.plan, result.drums, progress=progress)
+    if not check.reverted:
+        return result, check
+    _, after = stem_deviation_table(analysis, plan, drums)
+    return replace(result, plan=plan, drums=drums, after={k: TimingSummary.of(v) for k, v in after.items()}), check
+
+
 def analyse(stems: Sequence[Path | str], options: AnalyseOptions | None = None, *,
             progress: Optional[Progress] = None) -> AnalyseResult:
     """Load the stems of one session and analyse them (tempo, grid, hits, flams, mic delays)."""
@@ -171,8 +185,11 @@ def align(stems: Sequence[Path | str], out_dir: Path | str | None, options: Alig
         result = align_session(session, analysis, strength_pct=options.strength_pct,
                                exclude_within_ms=options.exclude_within_ms, pad_ms=options.pad_ms,
                                xfade_ms=options.xfade_ms, flams=options.flams, render_audio=False)
-        rows = flam_rows(analysis, result.plan, result.drums)
-        edits_doc = edits_document(analysis, result.plan, result.drums, stems=session.stems)
+        check = None
+        if not dry_run:  # the output is rendered and checked before anything is written
+            result, check = _self_check(session, analysis, result, progress)
+        rows = flam_rows(analysis, result.plan, result.drums, check)
+        edits_doc = edits_document(analysis, result.plan, result.drums, stems=session.stems, check=check)
         written: list[Path] = []
         if not dry_run:
             edits_doc = {"schema": edits_doc["schema"],
@@ -219,6 +236,8 @@ def align(stems: Sequence[Path | str], out_dir: Path | str | None, options: Alig
         "n_hits_fixed": len(result.drums.fixed_hits) if result.drums is not None else 0,
         "dry_run": dry_run,
         "outputs": [str(p) for p in written],
+        "self_check": check.as_dict() if check is not None else None,
+        "drums_kept": dict(result.drums.kept or {}) if result.drums is not None else {},
         "before": {k: vars(v) for k, v in result.before.items()},
         "after": {k: vars(v) for k, v in result.after.items()},
     }
