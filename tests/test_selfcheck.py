@@ -44,17 +44,18 @@ def _locate(x_in: np.ndarray, x_out: np.ndarray, at: int, search: int, n: int) -
     return at + best
 
 
-def close_to_follower_lags_ms(close_in, fol_in, close_out, fol_out, onsets_s, delay_ms, *, highpass_hz=0.0, sr=SR):
+def close_to_follower_lags_ms(close_in, fol_in, close_out, fol_out, onsets_s, delay_ms, *, highpass_hz=0.0, reach_ms=1.5,
+                              sr=SR):
     """Per stroke, (lag in, lag out) in ms from close mic to follower, measured on the audio.
 
-    The peak is sought within 1.5 ms of the path's true delay, above ``highpass_hz``: a louder drum
+    The peak is sought within ``reach_ms`` of the path's true delay, above ``highpass_hz``: a louder drum
     struck with this one (the snare with the hat) makes other peaks, which its own moves shift.
     """
     if highpass_hz:
         sos = sps.butter(4, highpass_hz, btype="highpass", fs=sr, output="sos")
         close_in, fol_in, close_out, fol_out = (sps.sosfiltfilt(sos, x) for x in (close_in, fol_in, close_out, fol_out))
     n = int(0.012 * sr)
-    lo, hi = int((delay_ms - 1.5) / 1000.0 * sr), int((delay_ms + 1.5) / 1000.0 * sr)
+    lo, hi = int((delay_ms - reach_ms) / 1000.0 * sr), int((delay_ms + reach_ms) / 1000.0 * sr)
     out = []
     for t in onsets_s:
         at = int(round(t * sr)) - int(0.001 * sr)
@@ -92,3 +93,105 @@ def test_untrusted_hat_keeps_its_lag_to_the_overheads_on_every_hit(hat_session):
         assert len(lags) >= len(hats) - 2
         change = np.abs(lags[:, 1] - lags[:, 0])
         assert change.max() <= 0.1, (oh, np.round(change, 3))
+
+
+def _follower_lead_ms(session, stems_out, drum, follower, onsets_s, delay_ms):
+    """Per stroke, how much earlier (ms) the follower hears ``drum`` than its close mic does, in the output."""
+    inp = {s.name: s.audio[0].astype(float) for s in session.stems}
+    lags = close_to_follower_lags_ms(inp[drum], inp[follower], stems_out[drum], stems_out[follower], onsets_s,
+                                     delay_ms, reach_ms=6.0)
+    return -lags[:, 1]
+
+
+@pytest.fixture(scope="module")
+def planted(hat_session):
+    """--flams fix with one snare stroke moved 5 ms later in its close mic alone: its overhead part stays."""
+    from dataclasses import replace
+
+    from beatfix.flamfix import fit_plan
+
+    synth, analysis = hat_session
+    session = synth.session
+    result = align_session(session, analysis, flams="fix", render_audio=False)
+    plan, drums = result.plan, result.drums
+    sr = plan.sample_rate
+    snare_edits = [k for k, e in enumerate(plan.edits)
+                   if "snare_top" in analysis.hits[e.hit_index].onsets and not e.merged_hit_indices]
+    own = drums.plans["snare_top"]
+    for k in snare_edits[2:]:
+        wanted = [float(e.shift_samples) for e in own.edits]
+        wanted[k] = plan.edits[k].shift_samples + 0.005 * sr
+        forced = fit_plan(plan, wanted)
+        if forced.edits[k].shift_samples - plan.edits[k].shift_samples >= int(0.0045 * sr):
+            break
+    else:
+        pytest.fail("no snare stroke with room to move 5 ms later")
+    # No path into the overheads: the snare's part there is left with the hit, as before issue 13.
+    paths = dict(drums.paths or {})
+    for name in ("oh_l", "oh_r"):
+        paths[name] = ({},)
+    moved = tuple(sorted(set(drums.moved) | {"snare_top"}))
+    bad = replace(drums, plans={**drums.plans, "snare_top": forced}, moved=moved, paths=paths)
+    onset = analysis.hits[plan.edits[k].hit_index].onsets["snare_top"]
+    return synth, analysis, plan, bad, k, onset
+
+
+def test_self_check_catches_a_planted_pre_echo_and_reverts_that_hit(planted):
+    from beatfix.align import render_stems
+    from beatfix.selfcheck import check_and_revert
+
+    synth, analysis, plan, bad, k, onset = planted
+    session = synth.session
+    delay_ms = FOLLOWERS["oh_l"]["snare"][1]
+    # the plant works: in the output the overhead hears this snare stroke before its close mic
+    planted_out = {s.name: s.audio[0].astype(float) for s in render_stems(session, plan, drums=bad)}
+    assert _follower_lead_ms(session, planted_out, "snare_top", "oh_l", [onset], delay_ms)[0] > 1.5
+
+    new_plan, new_drums, report = check_and_revert(session, analysis, plan, bad)
+    reasons = {f.reason for f in report.failures if f.edit == k}
+    assert "pre-echo" in reasons, report.failures
+    assert report.reverted.get(k) == "one piece"
+    assert new_drums.plans["snare_top"].edits[k].shift_samples == new_plan.edits[k].shift_samples
+    assert not report.remaining
+    out = {s.name: s.audio[0].astype(float) for s in render_stems(session, new_plan, drums=new_drums)}
+    for oh in ("oh_l", "oh_r"):
+        lead = _follower_lead_ms(session, out, "snare_top", oh, [onset], FOLLOWERS[oh]["snare"][1])[0]
+        assert lead < 0.0, (oh, lead)  # the overhead hears it after its close mic again
+
+
+def test_a_clean_keep_align_passes_the_check_and_is_unchanged(hat_session):
+    from beatfix.selfcheck import check_and_revert
+
+    synth, analysis = hat_session
+    result = align_session(synth.session, analysis, flams="keep", render_audio=False)
+    plan, drums, report = check_and_revert(synth.session, analysis, result.plan, None)
+    assert report.n_checked > 20
+    assert report.failures == () and report.reverted == {}
+    assert plan is result.plan and drums is None
+    assert report.renders == 1
+
+
+def test_align_writes_what_was_checked_and_keep_output_is_bit_identical(small_session, tmp_path):
+    import json
+
+    from beatfix.audio_io import load_session
+    from beatfix.pipeline import align
+    from beatfix.pipeline.options import AlignOptions
+    from beatfix.pipeline.session import analyse
+
+    folder, _ = small_session
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".wav", ".flac"))
+    summary = align(files, tmp_path / "out", AlignOptions(flams="keep"))
+    check = summary.summary["self_check"]
+    assert check["checked_edits"] > 0 and check["failed_edits"] == 0, check
+    doc = json.loads((tmp_path / "out" / "edits.json").read_text())
+    assert doc["self_check"]["failed_edits"] == 0
+    assert all(e["checked"] and "reverted" not in e for e in doc["edits"])
+    # what is written is today's render of the plan, to the file's own resolution (24-bit: one step)
+    analysed = analyse(files)
+    expected = align_session(analysed.session, analysed.analysis, flams="keep")
+    written, _ = load_session(sorted((tmp_path / "out").glob(f"*{files[0].suffix}")))
+    got = {s.name: s.audio for s in written.stems}
+    for stem in expected.stems:
+        assert np.max(np.abs(got[stem.name] - stem.audio)) <= 1.0 / 2 ** 23, stem.name
+    assert [e["shift_samples"] for e in doc["edits"]] == [e.shift_samples for e in expected.plan.edits]
