@@ -43,7 +43,10 @@ PRE_ECHO_MS = 0.1  # a follower this much earlier than its close mic hears the d
 CLOSE_WINDOW_MS = (1.0, 11.0)  # the close mic's attack window: before, after its onset
 LAG_SEARCH_MS = (-3.0, 45.0)  # a follower hears a drum this much before..after its close mic (a far room)
 OUT_SEARCH_MS = 12.0  # the output's lag is sought this close to the input's
-HEARD_NCC = 0.3  # a drum is measured in a follower only where their normalised correlation reaches this
+HEARD_NCC = 0.3
+# A lag has moved only if the output's correlation at the input's lag is clearly weaker than its new peak:
+# a room's (or a busy overhead's) correlation has several peaks of nearly one height, which trade places.
+PEAK_KEPT = 0.8  # a drum is measured in a follower only where their normalised correlation reaches this
 ATTACK_WINDOW_MS = (25.0, 45.0)  # attacks are counted this long before..after each hit
 BAND_HZ = 4000.0  # attacks and clicks are counted in this high band, 1 ms frames
 RISE_DB = 10.0  # an attack: the band rises this much within RISE_FRAMES
@@ -120,8 +123,8 @@ def _windows(plan: EditPlan, edits: Iterable[int], drums: DrumPlans | None) -> d
 
 
 def _excerpts(stems, windows: Mapping[int, tuple[int, int]]) -> dict[str, dict[int, np.ndarray]]:
-    """stem -> edit -> its audio over that edit's window, float64 (one stem in memory at a time)."""
-    return {s.name: {k: np.asarray(s.audio[:, a:b], dtype=np.float64) for k, (a, b) in windows.items()}
+    """stem -> edit -> its audio over that edit's window, float32 (one stem in memory at a time)."""
+    return {s.name: {k: np.array(s.audio[:, a:b], dtype=np.float32) for k, (a, b) in windows.items()}
             for s in stems}
 
 
@@ -188,24 +191,31 @@ def _peak(curve: np.ndarray, lo: int, hi: int) -> tuple[float, float]:
     return lo + i + frac, float(seg[i])
 
 
-def _lag(close: np.ndarray, follower: np.ndarray, at: int, sr: int, around: float | None = None) -> tuple[float, float]:
-    """Lag (samples) from ``close`` at ``at`` (window start) to ``follower`` (same timeline), and its NCC."""
+def _lag(close: np.ndarray, follower: np.ndarray, at: int, sr: int,
+         around: float | None = None) -> tuple[float, float, float]:
+    """Lag (samples) from ``close`` at ``at`` (window start) to ``follower`` (same timeline), and its NCC.
+
+    With ``around`` (the input's lag), the peak is sought near it, and the third value is the
+    strongest |NCC| within :data:`LAG_CHANGE_MS` of it (else the peak's own).
+    """
     n = int(sum(CLOSE_WINDOW_MS) / 1000.0 * sr)
     lo, hi = int(LAG_SEARCH_MS[0] / 1000.0 * sr), int(LAG_SEARCH_MS[1] / 1000.0 * sr)
     if at < 0 or at + n > close.size:
-        return float("nan"), 0.0
+        return float("nan"), 0.0, 0.0
     start = max(0, at + lo)
     seg = follower[start: at + hi + n]
     if seg.size < n:
-        return float("nan"), 0.0
+        return float("nan"), 0.0, 0.0
     curve = _ncc(close[at: at + n], seg)
     base = start - at  # lag of curve[0]
     if around is None:
         idx, height = _peak(curve, 0, curve.size - 1)
-    else:
-        reach = int(OUT_SEARCH_MS / 1000.0 * sr)
-        idx, height = _peak(curve, int(around) - base - reach, int(around) - base + reach)
-    return idx + base, height
+        return idx + base, height, height
+    reach = int(OUT_SEARCH_MS / 1000.0 * sr)
+    idx, height = _peak(curve, int(around) - base - reach, int(around) - base + reach)
+    near = int(LAG_CHANGE_MS / 1000.0 * sr) + 1
+    _, kept = _peak(curve, int(around) - base - near, int(around) - base + near)
+    return idx + base, height, kept
 
 
 def _drum_onsets(analysis: Analysis, plan: EditPlan, k: int, drums: DrumPlans | None,
@@ -258,12 +268,12 @@ def check(session: Session, analysis: Analysis, plan: EditPlan, drums: DrumPlans
             for f in followers:
                 for ch in range(f.n_channels):
                     f_in, f_out = inputs[f.name][k][ch], outputs[f.name][k][ch]
-                    lag_in, heard = _lag(c_in, f_in, at_in, sr)
+                    lag_in, heard, _ = _lag(c_in, f_in, at_in, sr)
                     if not np.isfinite(lag_in) or heard < HEARD_NCC:
                         continue  # the drum is not heard clearly enough in this channel to measure it
-                    lag_out, _ = _lag(c_out, f_out, at_out, sr, around=lag_in)
-                    if not np.isfinite(lag_out):
-                        continue
+                    lag_out, best, kept = _lag(c_out, f_out, at_out, sr, around=lag_in)
+                    if not np.isfinite(lag_out) or kept >= PEAK_KEPT * best:
+                        continue  # the input's peak is (nearly) as strong as any: a room's many, not a move
                     change_ms = (lag_out - lag_in) / sr * 1000.0
                     where = f.name if f.n_channels == 1 else f"{f.name}:{ch + 1}"
                     if lag_out / sr * 1000.0 < -PRE_ECHO_MS and lag_in / sr * 1000.0 >= -PRE_ECHO_MS:
@@ -301,9 +311,9 @@ def _references(plan: EditPlan, drums: DrumPlans | None, windows) -> tuple[Mappi
     ins, outs = {}, {}
     for d, mono in drums.clean.items():
         x = np.asarray(mono, dtype=np.float32)[None, :]
-        ins[d] = {k: x[:, a:b].astype(np.float64) for k, (a, b) in windows.items()}
+        ins[d] = {k: x[:, a:b].copy() for k, (a, b) in windows.items()}
         y = render(x, drums.plan_for(d, plan))
-        outs[d] = {k: y[:, a:b].astype(np.float64) for k, (a, b) in windows.items()}
+        outs[d] = {k: y[:, a:b].copy() for k, (a, b) in windows.items()}
     return ins, outs
 
 
