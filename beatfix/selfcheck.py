@@ -112,20 +112,23 @@ def _core(plan: EditPlan, k: int, drums: DrumPlans | None) -> tuple[int, int]:
 def _windows(plan: EditPlan, edits: Iterable[int], drums: DrumPlans | None) -> dict[int, tuple[int, int]]:
     """Per edit, the span whose excerpts the check reads: the core, and as far again as anything moves."""
     sr = plan.sample_rate
-    lag = int((LAG_SEARCH_MS[1] + sum(CLOSE_WINDOW_MS) + OUT_SEARCH_MS) / 1000.0 * sr)
+    lag = int((LAG_SEARCH_MS[1] + CLOSE_WINDOW_MS[1] + 1.0) / 1000.0 * sr)  # the lag curve's reach after an onset
     out = {}
     for k in edits:
         lo, hi = _reach(plan, k, drums)
         a, b = _core(plan, k, drums)
         last = plan.edits[k].last_attack_sample or plan.edits[k].attack_sample
-        out[k] = (max(0, a - (hi - lo)), min(plan.n_samples, max(b, last + lag + int(0.02 * sr)) + (hi - lo)))
+        out[k] = (max(0, a - (hi - lo)), min(plan.n_samples, max(b, last + lag) + (hi - lo)))
     return out
 
 
-def _excerpts(stems, windows: Mapping[int, tuple[int, int]]) -> dict[str, dict[int, np.ndarray]]:
-    """stem -> edit -> its audio over that edit's window, float32 (one stem in memory at a time)."""
-    return {s.name: {k: np.array(s.audio[:, a:b], dtype=np.float32) for k, (a, b) in windows.items()}
-            for s in stems}
+def _excerpts(stems, windows: Mapping[int, tuple[int, int]], *, copy: bool = True) -> dict[str, dict[int, np.ndarray]]:
+    """stem -> edit -> its audio over that edit's window (one stem in memory at a time).
+
+    ``copy=False`` for stems that stay in memory anyway (the input session): views, no second copy.
+    """
+    return {s.name: {k: (np.array if copy else np.asarray)(s.audio[:, a:b], dtype=np.float32)
+                     for k, (a, b) in windows.items()} for s in stems}
 
 
 def _band_db(x: np.ndarray, sr: int) -> np.ndarray:
@@ -368,7 +371,7 @@ def check_and_revert(session: Session, analysis: Analysis, plan: EditPlan, drums
     remaining: list[Failure] = []
     renders = 0
     windows = _windows(plan, todo, drums)
-    inputs = _excerpts(session.stems, windows)
+    inputs = _excerpts(session.stems, windows, copy=False)
     for round_ in range(MAX_ROUNDS + 1):
         if not windows:
             break
@@ -389,7 +392,7 @@ def check_and_revert(session: Session, analysis: Analysis, plan: EditPlan, drums
         # a reverted edit is checked again, with its neighbours (their seams with it changed)
         again = sorted({j for k in actions for j in (k - 1, k, k + 1) if 0 <= j < len(plan.edits)})
         windows = _windows(plan, again, drums)
-        inputs = _excerpts(session.stems, windows)
+        inputs = _excerpts(session.stems, windows, copy=False)
     remaining = [f for f in remaining if f.edit not in reverted or reverted[f.edit] == "unmoved"
                  and plan.edits[f.edit].shift_samples != 0]
     report = SelfCheck(len(todo), tuple(failures), reverted, tuple(remaining), time.perf_counter() - started, renders)
