@@ -369,6 +369,7 @@ def check_and_revert(session: Session, analysis: Analysis, plan: EditPlan, drums
     failures: list[Failure] = []
     reverted: dict[int, str] = {}
     remaining: list[Failure] = []
+    stuck: list[Failure] = []  # failures of edits already unmoved: nothing left to revert
     renders = 0
     windows = _windows(plan, todo, drums)
     inputs = _excerpts(session.stems, windows, copy=False)
@@ -386,6 +387,8 @@ def check_and_revert(session: Session, analysis: Analysis, plan: EditPlan, drums
         if not failed or round_ == MAX_ROUNDS:
             break
         plan, drums, actions = revert(plan, drums, failed)
+        stuck += [f for f in found if f.edit not in actions]
+        remaining = []
         if not actions:
             break
         reverted.update(actions)
@@ -393,7 +396,7 @@ def check_and_revert(session: Session, analysis: Analysis, plan: EditPlan, drums
         again = sorted({j for k in actions for j in (k - 1, k, k + 1) if 0 <= j < len(plan.edits)})
         windows = _windows(plan, again, drums)
         inputs = _excerpts(session.stems, windows, copy=False)
-    remaining = [f for f in remaining if f.edit not in reverted or reverted[f.edit] == "unmoved"
-                 and plan.edits[f.edit].shift_samples != 0]
-    report = SelfCheck(len(todo), tuple(failures), reverted, tuple(remaining), time.perf_counter() - started, renders)
+    # the last round's failures are in the plan returned: nothing was reverted after it
+    report = SelfCheck(len(todo), tuple(failures), reverted, tuple(stuck + remaining), time.perf_counter() - started,
+                       renders)
     return plan, drums, report

@@ -195,3 +195,25 @@ def test_align_writes_what_was_checked_and_keep_output_is_bit_identical(small_se
     for stem in expected.stems:
         assert np.max(np.abs(got[stem.name] - stem.audio)) <= 1.0 / 2 ** 23, stem.name
     assert [e["shift_samples"] for e in doc["edits"]] == [e.shift_samples for e in expected.plan.edits]
+
+
+def test_a_hit_dragged_a_third_of_a_step_from_its_slot_fails_the_check(hat_session):
+    from dataclasses import replace
+
+    import beatfix.selfcheck as sc
+
+    synth, analysis = hat_session
+    session = synth.session
+    plan = align_session(session, analysis, flams="keep", render_audio=False).plan
+    sr = plan.sample_rate
+    step_s = 60.0 / analysis.tempo_bpm / analysis.grid.steps_per_beat
+    k = len(plan.edits) // 2
+    # dragged 40 % of a step later, as a late kick's shift drags the next slot's strokes (issue 13)
+    drag = int(0.4 * step_s * sr)
+    dragged = replace(plan, edits=tuple(replace(e, shift_samples=e.shift_samples + drag) if i == k else e
+                                        for i, e in enumerate(plan.edits)))
+    windows = sc._windows(dragged, [k - 1, k], None)
+    excerpts = sc._excerpts(session.stems, windows, copy=False)
+    found = sc.check(session, analysis, dragged, None, excerpts, excerpts, windows)
+    assert any(f.edit == k and f.reason == "far from slot" for f in found), found
+    assert not any(f.edit == k - 1 and f.reason == "far from slot" for f in found)
