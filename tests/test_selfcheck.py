@@ -217,3 +217,29 @@ def test_a_hit_dragged_a_third_of_a_step_from_its_slot_fails_the_check(hat_sessi
     found = sc.check(session, analysis, dragged, None, excerpts, excerpts, windows)
     assert any(f.edit == k and f.reason == "far from slot" for f in found), found
     assert not any(f.edit == k - 1 and f.reason == "far from slot" for f in found)
+
+
+def test_cli_align_reports_the_self_check(run_cli, small_session, tmp_path):
+    import json
+
+    folder, truth = small_session
+    stems = sorted(folder.glob("*.wav"))
+    r = run_cli("align", *stems, "--bpm", truth["bpm"], "-o", tmp_path / "a", "--engine", "classic", "--flams", "fix")
+    assert r.exit_code == 0, r.stderr
+    assert "self-check:" in r.stdout and "edits checked" in r.stdout
+    j = run_cli("align", *stems, "--bpm", truth["bpm"], "-o", tmp_path / "b", "--engine", "classic", "--flams", "fix",
+                "--json")
+    doc = json.loads(j.stdout)
+    check = doc["self_check"]
+    assert check["checked_edits"] > 0 and check["renders"] >= 1
+    # only an edit that failed is reverted, and each says why
+    assert check["reverted_one_piece"] + check["reverted_unmoved"] <= check["failed_edits"]
+    edits = json.loads((tmp_path / "b" / "edits.json").read_text())
+    assert edits["self_check"] == {**check, "seconds": edits["self_check"]["seconds"]}
+    assert all(e["checked"] for e in edits["edits"])
+    failed = [e for e in edits["edits"] if "check_failed" in e]
+    assert len(failed) == check["failed_edits"]
+    assert all(e["check_failed"] and e["reverted"] in ("one piece", "unmoved", None) for e in failed)
+    flams = json.loads((tmp_path / "b" / "flam_report.json").read_text())["flams"]
+    assert all("kept_reason" in f for f in flams)
+    assert (tmp_path / "b" / "flam_report.csv").read_text().splitlines()[0].endswith(",kept_reason")
