@@ -19,6 +19,7 @@ from typing import Callable, Iterator, Optional
 import numpy as np
 
 from .bars import bar_beat
+from .coherence import keep_coherent
 from .flamfix import DrumPlans, check_flam_mode, clean_close, plan_drums, render_split, stem_shifts_samples
 from .errors import ParameterError
 from .plan import EditPlan, plan_edits
@@ -115,6 +116,8 @@ def align_session(
     drums = plan_drums(analysis, plan, close_roles=close_roles, mode=flams, strength_pct=strength_pct,
                        exclude_within_ms=exclude_within_ms,
                        close_mono=None if flams == "keep" else {s: session.stem(s).mono() for s in close_roles})
+    if drums is not None:
+        drums = keep_coherent(session, plan, drums)
     stems = session.stems
     if render_audio:
         stems = tuple(render_stems(session, plan, drums=drums, progress=progress))
@@ -156,8 +159,10 @@ def render_stems(session: Session, plan: EditPlan, *, drums: DrumPlans | None = 
             audio = render(stem.audio, plan, progress=callback)
         else:
             own = drums.drum_of(stem.name)
+            paths = drums.paths.get(stem.name) if drums.paths is not None else None
             audio = render_split(stem.audio, drums.plan_for(stem.name, plan), drums, close, own_drum=own,
-                                 delay_ms=drums.follower_delays_ms.get(stem.name), room=stem.role == "room")
+                                 delay_ms=drums.follower_delays_ms.get(stem.name), room=stem.role == "room",
+                                 paths=paths)
         yield replace(stem, audio=audio)
         done += stem.n_channels
 
@@ -230,7 +235,7 @@ def hits_moved(plan: EditPlan, drums: DrumPlans | None = None) -> int:
 
 
 def edits_document(analysis: Analysis, plan: EditPlan, drums: DrumPlans | None = None, *,
-                   stems: tuple[Stem, ...] | None = None) -> dict:
+                   stems: tuple[Stem, ...] | None = None, check=None) -> dict:
     """``edits.json``'s edit list: every cut and shift, enough to rebuild the edit in a DAW.
 
     Each edit also carries what rebuilds the plan exactly
@@ -242,6 +247,9 @@ def edits_document(analysis: Analysis, plan: EditPlan, drums: DrumPlans | None =
     With per-drum plans, ``drums`` lists each drum's stems and every edit its
     drums' own shifts (``drum_shifts_ms``, only those that differ from the
     edit's ``shift_ms``, which followers' residual and unmoved drums get).
+    ``check`` (:class:`beatfix.selfcheck.SelfCheck`): its summary as
+    ``self_check``, and on every edit ``checked`` and, where it failed,
+    ``check_failed`` (the reasons) and ``reverted`` (``one piece``, ``unmoved`` or null).
     Provenance (version, inputs, options, model) is added by :mod:`beatfix.pipeline`.
     """
     doc = {
@@ -259,9 +267,20 @@ def edits_document(analysis: Analysis, plan: EditPlan, drums: DrumPlans | None =
     }
     if drums is not None:
         doc["drums"] = {d: list(names) for d, names in drums.drums.items()}
+        doc["drums_kept"] = dict(drums.kept or {})
+    if check is not None:
+        doc["self_check"] = check.as_dict()
     if stems is not None:
         doc["stems"] = [stem_entry(s) for s in stems]
-    doc["edits"] = edit_rows(analysis, plan, drums)
+    rows = edit_rows(analysis, plan, drums)
+    doc["edits"] = rows
+    if check is not None:
+        failed = check.by_edit()
+        for k, row in enumerate(rows):
+            row["checked"] = True
+            if k in failed:
+                row["check_failed"] = failed[k]["reasons"]
+                row["reverted"] = failed[k]["reverted"]
     return doc
 
 
@@ -282,7 +301,7 @@ def _spread_ms(onsets: dict[str, float], analysis: Analysis) -> float:
     return (max(comp) - min(comp)) * 1000.0 if comp else 0.0
 
 
-def flam_rows(analysis: Analysis, plan: EditPlan, drums: DrumPlans | None = None) -> list[dict]:
+def flam_rows(analysis: Analysis, plan: EditPlan, drums: DrumPlans | None = None, check=None) -> list[dict]:
     """Each flam before and after the edit.
 
     ``spread_*_ms`` is the flam's own measure: drums of the hit apart
@@ -296,8 +315,22 @@ def flam_rows(analysis: Analysis, plan: EditPlan, drums: DrumPlans | None = None
     by_slot = {h.slot: i for i, h in enumerate(analysis.hits)}
     sr = plan.sample_rate
     rows = []
+    failed = check.by_edit() if check is not None else {}
+    edit_of = {i: k for k, e in enumerate(plan.edits) for i in (e.hit_index, *e.merged_hit_indices)}
     for f in analysis.flams:
         i = by_slot.get(f.slot)
+        kept = {}
+        if drums is not None:
+            for stem in f.channels:
+                d = drums.drum_of(stem)
+                if d is not None and d in (drums.kept or {}):
+                    kept[d] = (drums.kept or {})[d]
+            k = edit_of.get(i) if i is not None else None
+            if k in failed and failed[k]["reverted"]:
+                for stem in f.channels:
+                    d = drums.drum_of(stem)
+                    if d is not None and d not in kept:
+                        kept[d] = f"self-check: {'; '.join(failed[k]['reasons'])} (reverted: {failed[k]['reverted']})"
         moved = {k: shifts[i].get(k, 0) / sr if i is not None else 0.0 for k in f.channels}
         after = {k: v + moved[k] for k, v in f.channels.items()}
         drums_before, drums_after = _spread_ms(dict(f.channels), analysis), _spread_ms(after, analysis)
@@ -312,17 +345,19 @@ def flam_rows(analysis: Analysis, plan: EditPlan, drums: DrumPlans | None = None
             "drums_spread_after_ms": round(drums_after, 3),
             "channels_before": {k: round(v, 6) for k, v in f.channels.items()},
             "channels_after": {k: round(v, 6) for k, v in after.items()},
+            "kept_reason": kept,
         })
     return rows
 
 
 def flam_csv(rows: list[dict]) -> str:
     lines = ["time_s,slot,deliberate,fixed,spread_before_ms,spread_after_ms,drums_spread_before_ms,"
-             "drums_spread_after_ms,channels_before,channels_after"]
+             "drums_spread_after_ms,channels_before,channels_after,kept_reason"]
     for r in rows:
         before = " ".join(f"{k}={v:.6f}" for k, v in r["channels_before"].items())
         after = " ".join(f"{k}={v:.6f}" for k, v in r["channels_after"].items())
+        kept = " | ".join(f"{d}: {why}" for d, why in r.get("kept_reason", {}).items()).replace(",", ";")
         lines.append(f"{r['time_s']:.6f},{r['slot']},{int(r['deliberate'])},{int(r['fixed'])},"
                      f"{r['spread_before_ms']:.3f},{r['spread_after_ms']:.3f},{r['drums_spread_before_ms']:.3f},"
-                     f"{r['drums_spread_after_ms']:.3f},{before},{after}")
+                     f"{r['drums_spread_after_ms']:.3f},{before},{after},{kept}")
     return "\n".join(lines) + "\n"

@@ -85,6 +85,9 @@ class DrumPlans:
     follower_delays_ms: Mapping[str, float]  # follower stem -> its measured delay behind the close mics
     clean: Mapping[str, np.ndarray] | None = None  # drum -> its first close stem, bleed out (clean_close)
     retimed: int = 0  # onsets the cleaned close mics moved by at least MIN_MOVE_MS
+    # stem -> per channel, each drum's path into it (channel_paths), measured once (beatfix.coherence)
+    paths: Mapping[str, tuple[Mapping[str, object], ...]] | None = None
+    kept: Mapping[str, str] | None = None  # drum -> why it keeps its hits' shift for the whole session
 
     def drum_of(self, stem: str) -> str | None:
         return next((d for d, stems in self.drums.items() if stem in stems), None)
@@ -158,7 +161,7 @@ def _wanted_shifts(analysis: Analysis, plan: EditPlan, stems: Sequence[str], mod
     return wanted
 
 
-def _fit_plan(plan: EditPlan, wanted: Sequence[float]) -> EditPlan:
+def fit_plan(plan: EditPlan, wanted: Sequence[float]) -> EditPlan:
     """``plan`` with its shifts replaced by ``wanted``, reduced where a seam would not fit (as the planner does)."""
     edits = []
     prev, prev_shift = None, 0
@@ -226,9 +229,10 @@ def plan_drums(analysis: Analysis, plan: EditPlan, *, close_roles: Mapping[str, 
     fixed: set[int] = set()
     for drum, stems in drums.items():
         wanted = _wanted_shifts(timing, plan, stems, mode, strength_pct / 100.0, exclude_within_ms, deliberate)
-        own_plan = _fit_plan(plan, wanted)
-        plans[drum] = own_plan
-        changed = [k for k, (a, b) in enumerate(zip(own_plan.edits, plan.edits)) if a.shift_samples != b.shift_samples]
+        drum_plan = fit_plan(plan, wanted)
+        plans[drum] = drum_plan
+        changed = [k for k, (a, b) in enumerate(zip(drum_plan.edits, plan.edits))
+                   if a.shift_samples != b.shift_samples]
         if changed:
             moved.append(drum)
             for k in changed:
@@ -266,8 +270,25 @@ def _clean(drums: Mapping[str, tuple[str, ...]], strokes: Mapping[str, tuple[int
     return out
 
 
+def channel_paths(audio: np.ndarray, drums: DrumPlans, close_mono: Mapping[str, np.ndarray], sample_rate: int, *,
+                  own_drum: str | None = None, delay_ms: float | None = None,
+                  room: bool = False) -> tuple[dict, ...]:
+    """Per channel of one stem ``(n_channels, n_samples)``, every other drum's path into it (estimated jointly)."""
+    regressors = {d: close_mono[d] for d in drums.drums if d in close_mono and d != own_drum and drums.strokes.get(d)}
+    if not regressors:
+        return tuple({} for _ in range(audio.shape[0]))
+    # Another close mic hears a drum only after the drum's own mic does, and by at most a few ms.
+    reach = {} if own_drum is None else {"lead_ms": 0.0, "lag_ms": BLEED_MAX_MS}
+    if room:
+        reach["echo_ms"] = ROOM_ECHO_MS
+    hints = {d: delay_ms for d in regressors} if delay_ms is not None and own_drum is None else None
+    return tuple(estimate_paths(regressors, drums.strokes, audio[c], sample_rate, hints_ms=hints, **reach)
+                 for c in range(audio.shape[0]))
+
+
 def render_split(audio: np.ndarray, plan: EditPlan, drums: DrumPlans, close_mono: Mapping[str, np.ndarray], *,
-                 own_drum: str | None = None, delay_ms: float | None = None, room: bool = False) -> np.ndarray:
+                 own_drum: str | None = None, delay_ms: float | None = None, room: bool = False,
+                 paths: Sequence[Mapping] | None = None) -> np.ndarray:
     """One stem ``(n_channels, n_samples)`` edited drum by drum.
 
     Each channel is split into the other drums' parts (:mod:`beatfix.separate`)
@@ -278,24 +299,22 @@ def render_split(audio: np.ndarray, plan: EditPlan, drums: DrumPlans, close_mono
     input timeline, its bleed taken out (:func:`clean_close`). ``delay_ms``:
     a follower's measured delay; each drum's path is sought near it.
     ``room``: the channel is a room mic: each drum's early reflections move with it.
+    ``paths``: :func:`channel_paths` of this stem, if already measured.
     """
     out = render(audio, plan)
-    regressors = {d: close_mono[d] for d in drums.drums if d in close_mono and d != own_drum and drums.strokes.get(d)}
-    movers = [d for d in regressors if drums.plan_for(d, plan) is not plan]
+    movers = [d for d in drums.moved if d != own_drum and d in close_mono and drums.strokes.get(d)]
     if not movers:
         return out
-    # Another close mic hears a drum only after the drum's own mic does, and by at most a few ms.
-    reach = {} if own_drum is None else {"lead_ms": 0.0, "lag_ms": BLEED_MAX_MS}
-    if room:
-        reach["echo_ms"] = ROOM_ECHO_MS
-    hints = {d: delay_ms for d in regressors} if delay_ms is not None and own_drum is None else None
+    if paths is None:
+        paths = channel_paths(audio, drums, close_mono, plan.sample_rate, own_drum=own_drum, delay_ms=delay_ms,
+                              room=room)
     for c in range(audio.shape[0]):
-        paths = estimate_paths(regressors, drums.strokes, audio[c], plan.sample_rate, hints_ms=hints, **reach)
         for drum in movers:
-            path = paths.get(drum)
+            path = paths[c].get(drum)
             if path is None or not trusted(path):
-                continue  # no path its strokes agree on: this drum's part stays with the residual
-            part = apply_path(path, regressors[drum])[None, :].astype(audio.dtype)
+                # beatfix.coherence keeps such a drum with its hits; a caller that skipped it leaves the part here
+                continue
+            part = apply_path(path, close_mono[drum])[None, :].astype(audio.dtype)
             out[c] += render(part, drums.plans[drum])[0] - render(part, plan)[0]
     return out
 

@@ -235,6 +235,9 @@ class Spec:
     pattern: list | None = None  # overrides rock_pattern: (slot, drum, level dB, kind)
     tempo_map: object | None = None  # a beatfix TempoMap: slots follow it (bpm and offset_s are then unused)
     swing_pct: float = 50.0  # with tempo_map: odd steps of each bar this much later
+    # drum -> dB: each stroke of that drum reaches the followers up to this much louder or softer
+    # (seeded, uniform), as a hi-hat played open, closed, on its edge or tip does
+    follower_gain_spread_db: tuple[tuple[str, float], ...] = ()
 
 
 def make_events(spec: Spec) -> list[Event]:
@@ -300,6 +303,8 @@ def make_session(spec: Spec | None = None, **kwargs) -> Synth:
     events, flams = _events(spec, rng)
     n = int((max(e.time_s for e in events) + spec.tail_s) * sr)
     mics = {name: np.zeros(n) for name in spec.close + tuple(f for f in spec.followers if f != "room")}
+    spread_db = dict(spec.follower_gain_spread_db)
+    stroke_rng = np.random.default_rng(spec.seed + 7919)  # its own stream: other sessions stay as they were
     room_dry = np.zeros(n)
     for e in events:
         amp = 10 ** ((e.level_db + DRUM_LEVEL_DB[e.drum]) / 20.0)
@@ -320,8 +325,10 @@ def make_session(spec: Spec | None = None, **kwargs) -> Synth:
                 gain_db += spec.bleed_boost_db
                 pol = -1.0 if mic == "snare_bottom" else 1.0
                 _place(mics[mic], pol * dull * 10 ** (gain_db / 20), e.time_s + delay_ms / 1000.0, sr)
+        stroke_db = float(stroke_rng.uniform(-1.0, 1.0)) * spread_db[e.drum] if e.drum in spread_db else 0.0
         for mic in spec.followers:
             gain_db, delay_ms = FOLLOWERS[mic][e.drum]
+            gain_db += stroke_db
             target = room_dry if mic == "room" else mics[mic]
             src = dull if mic == "room" else dry
             _place(target, src * 10 ** (gain_db / 20), e.time_s + delay_ms / 1000.0, sr)

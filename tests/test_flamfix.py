@@ -278,7 +278,11 @@ def test_drums_are_timed_on_their_cleaned_close_mics(pair, locator, monkeypatch)
     result = align_session(session, analysis, flams="fix")
     assert result.drums.retimed > 0
     fixed = _grid_p95_per_drum(locator, {s.name: s.audio for s in result.stems})
-    assert max(fixed.values()) < 1.0, fixed
+    # A drum whose part of some channel cannot be estimated keeps its hits' shift (beatfix.coherence, issue 13):
+    # here the snare, whose strokes disagree on its level in the kick mic and the room under this analysis.
+    kept = set(result.drums.kept or {})
+    assert kept <= {"snare"}, result.drums.kept
+    assert max(v for d, v in fixed.items() if d not in kept) < 1.0, fixed
     monkeypatch.setattr(flamfix, "_retime", lambda analysis, clean: (analysis, 0))
     raw = align_session(session, analysis, flams="fix")
     before = _grid_p95_per_drum(locator, {s.name: s.audio for s in raw.stems})

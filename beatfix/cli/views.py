@@ -154,6 +154,21 @@ def print_align(console: Console, doc: dict, out_dir) -> None:
              else f"tempo map ({_SOURCE.get(source, source)}), median {doc['tempo_bpm']:.2f} BPM")
     console.print(f"{tempo}, grid {doc.get('grid', '1/16')}, first slot at {doc['grid_offset_s']:.4f} s, "
                   f"{doc['n_flams']} flams (see flam_report.json)")
+    check = doc.get("self_check")
+    if check:
+        line = f"self-check: {check['checked_edits']} edits checked in {check['seconds']:.1f} s"
+        if check["failed_edits"]:
+            kinds = ", ".join(f"{n} {why}" for why, n in check["failures"].items())
+            line += (f", [yellow]{check['failed_edits']} failed[/] ({kinds}): {check['reverted_one_piece']} rendered "
+                     f"as one piece, {check['reverted_unmoved']} left unmoved (see edits.json)")
+            if check["still_failing"]:
+                line += f", [red]{check['still_failing']} still failing[/]"
+        else:
+            line += ", all passed"
+        console.print(line)
+    if doc.get("drums_kept"):
+        for drum, why in doc["drums_kept"].items():
+            console.print(f"--flams: {drum} kept with its hits: {why}")
     if doc["dry_run"]:
         console.print("dry run: nothing written")
     else:

@@ -136,6 +136,21 @@ def _daw_files(kinds, session, result) -> dict:
                          flams=drums.mode if drums is not None else "keep")
 
 
+def _self_check(session, analysis, result, progress, rules=None):
+    """The plans after :func:`beatfix.selfcheck.check_and_revert`, with the timing table to match."""
+    from dataclasses import replace
+
+    from ..align import TimingSummary, stem_deviation_table
+    from ..selfcheck import check_and_revert
+
+    plan, drums, check = check_and_revert(session, analysis, result.plan, result.drums, progress=progress,
+                                          targets_s=None if rules is None else rules.target_s)
+    if not check.reverted:
+        return result, check
+    _, after = stem_deviation_table(analysis, plan, drums, rules)
+    return replace(result, plan=plan, drums=drums, after={k: TimingSummary.of(v) for k, v in after.items()}), check
+
+
 def analyse(stems: Sequence[Path | str], options: AnalyseOptions | None = None, *,
             progress: Optional[Progress] = None) -> AnalyseResult:
     """Load the stems of one session and analyse them (tempo, grid, hits, flams, mic delays)."""
@@ -189,8 +204,11 @@ def align(stems: Sequence[Path | str], out_dir: Path | str | None, options: Alig
         result = align_session(session, analysis, strength_pct=options.strength_pct,
                                exclude_within_ms=options.exclude_within_ms, pad_ms=options.pad_ms,
                                xfade_ms=options.xfade_ms, flams=options.flams, render_audio=False, rules=rules)
-        rows = flam_rows(analysis, result.plan, result.drums)
-        edits_doc = edits_document(analysis, result.plan, result.drums, stems=session.stems)
+        check = None
+        if not dry_run:  # the output is rendered and checked before anything is written
+            result, check = _self_check(session, analysis, result, progress, rules)
+        rows = flam_rows(analysis, result.plan, result.drums, check)
+        edits_doc = edits_document(analysis, result.plan, result.drums, stems=session.stems, check=check)
         if rules is not None:
             edits_doc["sections"] = list(rules.sections)
         plot = None
@@ -255,6 +273,8 @@ def align(stems: Sequence[Path | str], out_dir: Path | str | None, options: Alig
         "dry_run": dry_run,
         "outputs": [str(p) for p in written],
         **({"edit_list": edits_doc} if dry_run else {}),
+        "self_check": check.as_dict() if check is not None else None,
+        "drums_kept": dict(result.drums.kept or {}) if result.drums is not None else {},
         "before": {k: vars(v) for k, v in result.before.items()},
         "after": {k: vars(v) for k, v in result.after.items()},
     }
