@@ -89,7 +89,7 @@ class SelfCheck:
         return {"checked_edits": self.n_checked, "failed_edits": len({f.edit for f in self.failures}),
                 "failures": reasons, "reverted_one_piece": sum(v == "one piece" for v in self.reverted.values()),
                 "reverted_unmoved": sum(v == "unmoved" for v in self.reverted.values()),
-                "still_failing": len({f.edit for f in self.remaining}), "seconds": round(self.seconds, 3),
+                "still_failing": len({f.edit for f in self.remaining}),
                 "renders": self.renders}
 
 

@@ -156,7 +156,7 @@ def print_align(console: Console, doc: dict, out_dir) -> None:
                   f"{doc['n_flams']} flams (see flam_report.json)")
     check = doc.get("self_check")
     if check:
-        line = f"self-check: {check['checked_edits']} edits checked in {check['seconds']:.1f} s"
+        line = f"self-check: {check['checked_edits']} edits checked"
         if check["failed_edits"]:
             kinds = ", ".join(f"{n} {why}" for why, n in check["failures"].items())
             line += (f", [yellow]{check['failed_edits']} failed[/] ({kinds}): {check['reverted_one_piece']} rendered "

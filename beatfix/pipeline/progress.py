@@ -24,6 +24,7 @@ STAGE_WEIGHTS: dict[str, float] = {
     "tempo": 6.3,
     "hits": 0.1,
     "planning": 0.4,
+    "checking": 2.9,  # the self-check renders and measures its own output (2-minute keep session: 2.9 s)
     "rendering": 0.7,  # the stems are written as they are rendered
 }
 SESSION_END = ("done", "failed", "skipped")
