@@ -61,7 +61,7 @@ from beatfix.midi_io import read_tempo_map  # noqa: E402
 from beatfix.synth import SessionSpec, render_pair, render_session, write_session  # noqa: E402
 from beatfix.synth.timeline import grid_resolution, truth_tempo_map  # noqa: E402
 from machine import code_version, cpu_model, usable_cores  # noqa: E402
-from sections import update_section  # noqa: E402
+from sections import rounded, update_section  # noqa: E402
 from sessions import KIT_DIR, LAYOUTS, bench_kit, channel_count  # noqa: E402
 
 COMMAND = ".venv/bin/python benchmarks/musical_time.py"
@@ -495,18 +495,6 @@ def section(results: list[dict], reg: dict | None, info: dict) -> str:
     return "\n".join(lines)
 
 
-def _rounded(x):
-    if isinstance(x, dict):
-        return {str(k): _rounded(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_rounded(v) for v in x]
-    if isinstance(x, (float, np.floating)):
-        return None if not math.isfinite(x) else round(float(x), 5)
-    if isinstance(x, np.integer):
-        return int(x)
-    return x
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="the first session of each case, a smoke test")
@@ -543,7 +531,7 @@ def main(argv=None) -> int:
             "cpu": cpu_model(), "cores": usable_cores(), "elapsed_s": time.perf_counter() - t0}
     text = section(results, reg, info)
     print(text)
-    args.json.write_text(json.dumps(_rounded({"info": info, "cases": results, "regression": reg}),
+    args.json.write_text(json.dumps(rounded({"info": info, "cases": results, "regression": reg}, 5),
                                     separators=(",", ":")) + "\n")
     if not update_section(args.results, "musical_time", text):
         print(f"{args.results} does not exist: run benchmarks/run.py first", file=sys.stderr)

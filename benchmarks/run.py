@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 import report  # noqa: E402
 from harness import ANALYSED, run_session  # noqa: E402
 from machine import code_version, cpu_model, usable_cores  # noqa: E402
-from sections import marked_sections  # noqa: E402
+from sections import marked_sections, rounded  # noqa: E402
 from sessions import DURATION_S, KIT_DIR, LAYOUTS, SESSIONS, bench_kit, bench_sessions  # noqa: E402
 
 COMMAND = ".venv/bin/python benchmarks/run.py"
@@ -282,19 +282,6 @@ NOTES = """## How to read this
 """
 
 
-def _rounded(x):
-    """JSON-ready copy with floats to 4 decimals (µs for times in ms), so results.json stays small."""
-    if isinstance(x, dict):
-        return {str(k): _rounded(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_rounded(v) for v in x]
-    if isinstance(x, (float, np.floating)):
-        return None if not np.isfinite(x) else round(float(x), 4)
-    if isinstance(x, np.integer):
-        return int(x)
-    return x
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     t_start = time.perf_counter()
@@ -333,7 +320,7 @@ def main(argv=None) -> int:
     report.plot_residuals(pooled, args.out / "residuals.png")
     serialisable = {k: {kk: vv for kk, vv in v.items() if kk not in ("residuals", "centred")}
                     for k, v in pooled.items()}
-    (args.out / "results.json").write_text(json.dumps(_rounded(
+    (args.out / "results.json").write_text(json.dumps(rounded(
         {"info": info, "pooled": serialisable, "quality": quality, "memory": memory, "sessions": sessions}),
         separators=(",", ":")) + "\n")
     print()

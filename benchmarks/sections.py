@@ -1,9 +1,14 @@
-"""Marked sections of benchmarks/RESULTS.md: each benchmark script owns one and leaves the rest alone."""
+"""Marked sections of benchmarks/RESULTS.md: each benchmark script owns one and leaves the rest alone.
+
+Also the one JSON-ready rounding the scripts' raw results files share."""
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
+
+import numpy as np
 
 
 def markers(name: str) -> tuple[str, str]:
@@ -33,3 +38,16 @@ def marked_sections(path: Path) -> list[str]:
     if not path.exists():
         return []
     return [m.group(0) for m in re.finditer(r"<!-- (\w+):begin -->.*?<!-- \1:end -->", path.read_text(), re.S)]
+
+
+def rounded(x, digits: int = 4):
+    """JSON-ready copy with floats to ``digits`` decimals (non-finite -> None), so results files stay small."""
+    if isinstance(x, dict):
+        return {str(k): rounded(v, digits) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [rounded(v, digits) for v in x]
+    if isinstance(x, (float, np.floating)):
+        return None if not math.isfinite(x) else round(float(x), digits)
+    if isinstance(x, np.integer):
+        return int(x)
+    return x

@@ -191,6 +191,18 @@ def _perform_timed(rng: np.random.Generator, timeline: "Timeline", *, style: str
                        spread_ms=float(spread_ms), sample_rate=int(sample_rate))
 
 
+def walk_down_the_kit(slots: list[int], voices: list[str], rng: np.random.Generator) -> list[_Event]:
+    """A fill's strokes on ``slots``, split into runs, snare first then toms high to low, in a crescendo."""
+    out = []
+    runs = np.array_split(np.arange(len(slots)), min(len(voices), len(slots)))
+    for voice, run in zip(voices, runs):
+        for i in run:
+            crescendo = 0.6 + 0.35 * i / max(1, len(slots) - 1)
+            out.append(_Event(slots[i], voice, float(np.clip(crescendo + rng.normal(0, 0.05), 0.4, 1.0))))
+    return out
+
+
+
 class _Score:
     """Writes bars of one style; the choices that make a song are drawn once."""
 
@@ -289,14 +301,8 @@ class _Score:
         kept = [e for e in events if e.slot < start or (e.drum == "kick" and e.slot % spb == 0)]
         step = 1 if spb == 3 or self.rng.random() < 0.6 else 2
         slots = list(range(start, self.slots_per_bar, step))
-        voices = ["snare"] + self.toms
-        # Walk down the kit: the fill's strokes are split into runs, snare first then toms high to low.
-        runs = np.array_split(np.arange(len(slots)), min(len(voices), len(slots)))
-        for voice, run in zip(voices, runs):
-            for i in run:
-                crescendo = 0.6 + 0.35 * i / max(1, len(slots) - 1)
-                kept.append(_Event(slots[i], voice, float(np.clip(crescendo + self.rng.normal(0, 0.05), 0.4, 1.0))))
-        return kept
+        return kept + walk_down_the_kit(slots, ["snare"] + self.toms, self.rng)
+
 
     def _add_flams(self, events: list[_Event]) -> list[_Event]:
         if self.flam_rate <= 0:

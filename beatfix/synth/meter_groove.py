@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..tempomap import Meter
-from .groove import _Event, _Score
+from .groove import _Event, _Score, walk_down_the_kit
 from .kits import TOMS
 
 # (num, den) -> (counted beats, backbeat options, kick pattern options), all in eighths from the bar start
@@ -128,13 +128,7 @@ class MeterScore(_Score):
         kept = [e for e in events if e.slot < start or (e.drum == "kick" and e.slot == start)]
         step = 1 if self.spb in (2, 3) or self.rng.random() < 0.6 else 2
         slots = list(range(start, n_slots, step))
-        voices = ["snare"] + self.toms
-        runs = np.array_split(np.arange(len(slots)), min(len(voices), len(slots)))
-        for voice, run in zip(voices, runs):
-            for i in run:
-                crescendo = 0.6 + 0.35 * i / max(1, len(slots) - 1)
-                kept.append(_Event(slots[i], voice, float(np.clip(crescendo + self.rng.normal(0, 0.05), 0.4, 1.0))))
-        return kept
+        return kept + walk_down_the_kit(slots, ["snare"] + self.toms, self.rng)
 
 
 def count_in_events(rng: np.random.Generator, meter: Meter, steps_per_beat: int, n_bars: int,
