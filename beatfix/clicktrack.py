@@ -35,7 +35,8 @@ SAME_BLIP = 0.85
 STEADY = 0.03
 THRESHOLD_DB = 24.0  # blips are found within this of the loudest
 REFRACTORY_S = 0.08
-ACCENT_DB = 1.5  # beat 1's blip is this much louder (or brighter) than the others
+ACCENT_DB = 1.5
+MAX_DENSITY = 0.10  # a click's blips are loud for a few ms a beat: at most a tenth of the time  # beat 1's blip is this much louder (or brighter) than the others
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,8 @@ def _blips(mono: np.ndarray, sample_rate: int) -> np.ndarray:
 
 def analyse_click(mono: np.ndarray, sample_rate: int) -> ClickTrack | None:
     """The click in ``mono`` ``(n_samples,)``, or None when it is not one."""
+    if _too_dense(np.asarray(mono), sample_rate):
+        return None
     mono = np.asarray(mono, dtype=np.float64)
     onsets = _blips(mono, sample_rate)
     if onsets.size < MIN_BLIPS:
@@ -105,6 +108,21 @@ def analyse_click(mono: np.ndarray, sample_rate: int) -> ClickTrack | None:
     per_bar, first = _accents(level_db, bright)
     confidence = float(np.clip(np.median(corr), 0, 1) * np.clip(1 - np.percentile(step, 90) / STEADY, 0, 1))
     return ClickTrack(onsets / sample_rate, per_bar, first, confidence)
+
+
+def _too_dense(mono: np.ndarray, sample_rate: int) -> bool:
+    """Loud for more than MAX_DENSITY of the time (ms by ms): a drum mic, an overhead, a room, never a click.
+
+    A cheap first look (block maxima, no copy of the audio), so a long session's other stems cost little.
+    """
+    block = max(1, int(sample_rate // 1000))
+    m = (mono.size // block) * block
+    if m == 0:
+        return True
+    blocks = mono[:m].reshape(-1, block)
+    env = np.maximum(blocks.max(axis=1), -blocks.min(axis=1))
+    peak = float(env.max())
+    return peak <= 0 or float(np.mean(env >= peak * 10 ** (-THRESHOLD_DB / 20.0))) > MAX_DENSITY
 
 
 def _centroid(x: np.ndarray, sample_rate: int) -> float:
