@@ -14,6 +14,7 @@ import numpy as np
 
 from .bleed import reject_bleed
 from .delays import drum_of, measure_delays
+from .polarity import check_polarity
 from .errors import InputError, ParameterError
 from .flams import find_flams
 from .grid import Grid, check_bpm, parse_grid
@@ -171,6 +172,7 @@ def analyse_session(session: Session, *, bpm: float | None = None, grid: str = "
     fit = check_fit(hits, _collisions(hits, extras, accepted), fitted, candidates=choice.candidates,
                     tempo_source=choice.source, feel=choice.feel, grid_spec=choice.grid_spec)
     flams = find_flams(hits, accepted, drum_of(delays, session), threshold_ms=flam_threshold_ms)
+    polarity_check = check_polarity(session, candidates, delays)
     tell("hits", 1.0)
     return Analysis(
         sample_rate=session.sample_rate,
@@ -190,6 +192,7 @@ def analyse_session(session: Session, *, bpm: float | None = None, grid: str = "
         feel=choice.feel,
         grid_spec=choice.grid_spec,
         fit=fit,
+        polarity_check=polarity_check,
     )
 
 

@@ -16,6 +16,7 @@ strong hits (kick in/out, snare top/bottom); two rack toms are two drums.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -127,23 +128,41 @@ def _densest(lags: np.ndarray, tolerance: float) -> np.ndarray:
     return np.flatnonzero(np.abs(lags - centre) <= tolerance)
 
 
-def measure_pair(ref: Stem, ref_hits: Sequence[Candidate], other: Stem) -> tuple[float, int, float] | None:
-    """(delay ms, polarity, strength 0..1) of ``other`` against close mic ``ref``, or None if unclear.
+@dataclass(frozen=True)
+class StrokeVotes:
+    """One channel of a stem against a close mic's strokes: the strokes whose lags agree (the largest group)."""
 
-    Per hit, the lag of the GCC peak; then the largest group of hits that
-    agree within AGREE_MS (another drum dominates the rest). Strength is the
-    share of hits in that group times their mean correlation coefficient.
-    Channels of a multichannel ``other`` are measured apart and averaged: a
-    stereo stem moves as one unit, so it gets one compromise delay.
+    lags_samples: np.ndarray  # per agreeing stroke: lag of the GCC peak (positive: the stem is later)
+    signs: np.ndarray  # per agreeing stroke: +1 / -1, the sign of that peak
+    coefficients: np.ndarray  # per agreeing stroke: correlation coefficient at that lag, 0..1
+    n_measured: int  # strokes measured, agreeing or not
+
+    @property
+    def polarity(self) -> int:
+        return 1 if self.signs.sum() >= 0 else -1
+
+    @property
+    def usable(self) -> bool:
+        n = len(self.lags_samples)
+        return n >= MIN_AGREEING and n >= MIN_AGREE_SHARE * self.n_measured
+
+
+def stroke_votes(ref: Stem, ref_hits: Sequence[Candidate], other: Stem, *,
+                 lag_range_ms: tuple[float, float] = (-MAX_LEAD_MS, MAX_LAG_MS)) -> list[StrokeVotes]:
+    """Per channel of ``other``: how ``ref``'s strokes (``ref_hits``) arrive in it, stroke by stroke.
+
+    Per hit, the lag (searched in ``lag_range_ms``) and sign of the GCC peak;
+    then the largest group of hits that agree within AGREE_MS (another drum
+    dominates the rest). One entry per channel, empty where no stroke could be measured.
     """
     sr = ref.sample_rate
     before, after = (int(round(ms * sr / 1000)) for ms in WINDOW_MS)
-    lead, lag = int(round(MAX_LEAD_MS * sr / 1000)), int(round(MAX_LAG_MS * sr / 1000))
+    lead, lag = (int(round(sign * ms * sr / 1000)) for sign, ms in zip((-1, 1), lag_range_ms))
     # windows are cut from the float32 stems and widened to float64 one at a time:
     # whole-stem float64 copies would cost twice the session's memory
     x = ref.mono()
     taper = np.hanning(2 * before)[:before]
-    results = []
+    out = []
     for channel in other.audio:
         per_hit = []
         for hit in ref_hits:
@@ -157,14 +176,29 @@ def measure_pair(ref: Stem, ref_hits: Sequence[Candidate], other: Stem) -> tuple
             if np.any(seg) and np.any(far):
                 per_hit.append(_gcc_lag(seg, far, lead))
         if not per_hit:
-            return None
+            out.append(StrokeVotes(np.zeros(0), np.zeros(0), np.zeros(0), 0))
+            continue
         lags, signs, coefficients = (np.array(v, dtype=float) for v in zip(*per_hit))
         group = _densest(lags, AGREE_MS * sr / 1000.0)
-        if len(group) < MIN_AGREEING or len(group) < MIN_AGREE_SHARE * len(lags):
-            return None
-        polarity = 1 if signs[group].sum() >= 0 else -1
-        strength = len(group) / len(lags) * float(np.mean(coefficients[group]))
-        results.append((float(np.median(lags[group])) / sr * 1000.0, polarity, strength))
+        out.append(StrokeVotes(lags[group], signs[group], coefficients[group], len(lags)))
+    return out
+
+
+def measure_pair(ref: Stem, ref_hits: Sequence[Candidate], other: Stem) -> tuple[float, int, float] | None:
+    """(delay ms, polarity, strength 0..1) of ``other`` against close mic ``ref``, or None if unclear.
+
+    The median lag of the agreeing strokes (see :func:`stroke_votes`), unclear
+    when too few agree. Strength is the share of hits in that group times
+    their mean correlation coefficient. Channels of a multichannel ``other``
+    are measured apart and averaged: a stereo stem moves as one unit, so it
+    gets one compromise delay.
+    """
+    sr = ref.sample_rate
+    votes = stroke_votes(ref, ref_hits, other)
+    if not all(v.usable for v in votes):
+        return None
+    results = [(float(np.median(v.lags_samples)) / sr * 1000.0, v.polarity,
+                len(v.lags_samples) / v.n_measured * float(np.mean(v.coefficients))) for v in votes]
     polarity = 1 if sum(r[1] for r in results) >= 0 else -1
     return float(np.mean([r[0] for r in results])), polarity, float(np.mean([r[2] for r in results]))
 

@@ -99,6 +99,7 @@ def analysis_document(analysis: Analysis, session: Session, *, grid_spec: str) -
         "mic_delays_ms": {d.stem: _r(d.delay_ms, 3) for d in analysis.mic_delays},
         "mic_polarity": {d.stem: d.polarity for d in analysis.mic_delays},
         "mic_delay_reference": {d.stem: d.reference for d in analysis.mic_delays},
+        "mic_polarity_check": analysis.polarity_check.as_dict() if analysis.polarity_check is not None else None,
         "channels": [
             {k: (_r(v, 3) if isinstance(v, float) else v) for k, v in asdict(c).items()}
             for c in channel_stats(analysis, session)

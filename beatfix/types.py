@@ -18,6 +18,7 @@ from .tempomap import TempoMap
 if TYPE_CHECKING:
     from .feel import Feel
     from .fitcheck import FitCheck
+    from .polarity import PolarityCheck
 
 # Roles whose mics trigger hits (close mics). Everything else follows.
 CLOSE_ROLES = frozenset({"kick", "snare", "hat", "tom", "ride", "crash", "perc"})
@@ -157,6 +158,7 @@ class Analysis:
     feel: "Feel | None" = None  # straight / swing / triplet, and the grid that fits the playing best
     grid_spec: str = "1/16"  # the grid resolution used ("auto" resolved)
     fit: "FitCheck | None" = None  # whether the grid fits the playing (align refuses when it does not)
+    polarity_check: "PolarityCheck | None" = None  # close mics against the overheads (reported, not acted on)
 
     def delay_s(self, stem: str) -> float:
         for d in self.mic_delays:

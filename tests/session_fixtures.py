@@ -238,6 +238,7 @@ class Spec:
     # drum -> dB: each stroke of that drum reaches the followers up to this much louder or softer
     # (seeded, uniform), as a hi-hat played open, closed, on its edge or tip does
     follower_gain_spread_db: tuple[tuple[str, float], ...] = ()
+    inverted: tuple[str, ...] = ()  # close mics wired with their polarity flipped (a whole stem, no randomness)
 
 
 def make_events(spec: Spec) -> list[Event]:
@@ -338,7 +339,7 @@ def make_session(spec: Spec | None = None, **kwargs) -> Synth:
     stems = []
     roles = {m: r for m, r, _ in CLOSE_MICS} | FOLLOWER_ROLES
     for name in spec.close + spec.followers:
-        audio = mics[name] + rng.standard_normal(n) * noise_floor
+        audio = (-1.0 if name in spec.inverted else 1.0) * mics[name] + rng.standard_normal(n) * noise_floor
         if name in spec.silent:
             audio = np.zeros(n)
         stems.append(Stem(name=name, audio=audio[None, :].astype(np.float32), sample_rate=sr, role=roles[name]))
@@ -349,7 +350,7 @@ def make_session(spec: Spec | None = None, **kwargs) -> Synth:
         events=tuple(sorted(events, key=lambda e: e.time_s)),
         flams=tuple(sorted(flams)),
         mic_delay_ms=_true_delays(spec),
-        polarity={"snare_bottom": -1},
+        polarity={"snare_bottom": -1} | {name: -1 for name in spec.inverted},
     )
     return Synth(Session(stems=tuple(stems), sample_rate=sr), truth)
 

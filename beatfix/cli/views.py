@@ -47,10 +47,20 @@ def print_report(console: Console, doc: dict) -> None:
     delays = Table(title="Mic delays and polarity", title_justify="left", show_edge=False)
     for col in ("stem", "delay ms", "polarity", "against"):
         delays.add_column(col, justify="right" if col == "delay ms" else "left")
+    check = doc.get("mic_polarity_check") or {"stems": {}, "pairs": []}
     for stem, ms in doc["mic_delays_ms"].items():
         pol = doc["mic_polarity"].get(stem, 1)
-        delays.add_row(stem, f"{ms:.2f}", "inverted" if pol < 0 else "normal", doc["mic_delay_reference"].get(stem) or "reference")
+        reference = doc["mic_delay_reference"].get(stem)
+        own = check["stems"].get(stem)
+        if reference is None and own is not None:
+            # a close mic is its own delay reference: its polarity is the one measured against the overheads
+            delays.add_row(stem, f"{ms:.2f}", f"{own['verdict']} ({own['confidence']:.2f})", "overheads")
+        else:
+            delays.add_row(stem, f"{ms:.2f}", "inverted" if pol < 0 else "normal", reference or "reference")
     console.print(delays)
+    for pair in check["pairs"]:
+        first, second = pair["stems"]
+        console.print(f"{first} / {second} (one drum): {pair['verdict']} polarity, {second} {pair['lag_ms']:+.2f} ms")
     console.print()
 
     flams = doc["flams"]
