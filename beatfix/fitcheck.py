@@ -98,7 +98,7 @@ def _better_tempo(hits: Sequence[Hit], grid) -> tuple[float, float, float] | Non
     """A tempo related by 3/2, 2/3, 4/3 or 3/4 whose grid (same resolution, phase fitted) puts the hits
     this grid leaves far from their slots on slots, and fits the others as well: ``(bpm, the far hits' mean
     distance ms on it, on this grid)``. Fixed grids only: a tempo map is its own tempo."""
-    from .tempo import fit_grid
+    from .tempo import grid_distances_ms
 
     if not isinstance(grid, Grid) or len(hits) < 8:
         return None
@@ -113,9 +113,8 @@ def _better_tempo(hits: Sequence[Hit], grid) -> tuple[float, float, float] | Non
         bpm = grid.bpm * ratio
         if not MIN_BPM <= bpm <= MAX_BPM:
             continue
-        other = fit_grid(times, weights, bpm=bpm, steps_per_beat=grid.steps_per_beat, swing_pct=grid.swing_pct)
-        slots = np.asarray(other.nearest_slot(times)).reshape(-1)
-        dist = np.abs(times - other.slot_time(slots)) * 1000.0
+        other, dist = grid_distances_ms(times, weights, bpm=bpm, steps_per_beat=grid.steps_per_beat,
+                                        swing_pct=grid.swing_pct)
         explains = float(dist[far].mean()) < BETTER_BY * float(own[far].mean())
         as_good = np.percentile(dist, 75) <= np.percentile(own, 75) + 2.0
         # on its own (finer or coarser) step the relative leaves few hits far: a sloppy drummer's strokes

@@ -30,7 +30,7 @@ from scipy import sparse
 from scipy.sparse.linalg import spsolve
 
 from .grid import Grid
-from .tempo import assign_slots
+from .tempo import assign_slots, per_slot
 from .tempomap import TempoMap
 
 WINDOW_BEATS = 6.0  # the curve follows tempo changes slower than about this many beats (its cut-off period)
@@ -67,18 +67,11 @@ def _slot_points(times: np.ndarray, weights: np.ndarray, positions_b: np.ndarray
     slots = assign_slots(positions_b, pos_grid)
     target = np.asarray(pos_grid.slot_time(slots), dtype=float)
     inlier = np.abs(positions_b - target) <= INLIER_STEPS / pos_grid.steps_per_beat
-    t, w, s = times[inlier], weights[inlier], slots[inlier]
-    if t.size == 0:
+    if not inlier.any():
         return np.zeros(0), np.zeros(0), np.zeros(0)
-    order = np.lexsort((t, s))
-    t, w, s = t[order], w[order], s[order]
-    uniq, start = np.unique(s, return_index=True)
-    out_t, out_w = [], []
-    for a, b in zip(start, [*start[1:], s.size]):
-        cw = np.cumsum(w[a:b])
-        out_t.append(t[a:b][np.searchsorted(cw, 0.5 * cw[-1])])
-        out_w.append(w[a:b].max())
-    return np.asarray(pos_grid.slot_time(uniq), dtype=float), np.array(out_t), np.sqrt(np.array(out_w))
+    # one point per slot, as the fixed grid's fit takes them (tempo.per_slot)
+    slot_t, slot_w, uniq = per_slot(times[inlier], weights[inlier], slots[inlier])
+    return np.asarray(pos_grid.slot_time(uniq), dtype=float), slot_t, np.sqrt(slot_w)
 
 
 def _solve(points_b: np.ndarray, times: np.ndarray, weights: np.ndarray, b0: int, n_beats: int,

@@ -128,13 +128,20 @@ def prefer_backbeat(candidates: Sequence[TempoCandidate], backbeat_s: ArrayLike)
     return [best, *sorted((c for c in candidates if c is not best), key=lambda c: -c.strength)]
 
 
-def grid_deviation_ms(times_s: ArrayLike, weights: ArrayLike, *, bpm: float, steps_per_beat: float,
-                      swing_pct: float = 50.0) -> float:
-    """GRID_FIT_QUANTILE-th percentile of the onsets' distances (ms) to the nearest slot of a grid fitted at ``bpm``."""
+def grid_distances_ms(times_s: ArrayLike, weights: ArrayLike, *, bpm: float, steps_per_beat: float,
+                      swing_pct: float = 50.0) -> tuple[Grid, np.ndarray]:
+    """A grid fitted at ``bpm`` and each onset's distance (ms) to its nearest slot."""
     times = np.asarray(times_s, float)
     grid = fit_grid(times, weights, bpm=bpm, steps_per_beat=steps_per_beat, swing_pct=swing_pct)
     slots = np.asarray(grid.nearest_slot(times)).reshape(-1)
-    return float(np.percentile(np.abs(times - grid.slot_time(slots)), GRID_FIT_QUANTILE)) * 1000.0
+    return grid, np.abs(times - grid.slot_time(slots)) * 1000.0
+
+
+def grid_deviation_ms(times_s: ArrayLike, weights: ArrayLike, *, bpm: float, steps_per_beat: float,
+                      swing_pct: float = 50.0) -> float:
+    """GRID_FIT_QUANTILE-th percentile of the onsets' distances (ms) to the nearest slot of a grid fitted at ``bpm``."""
+    _, dist = grid_distances_ms(times_s, weights, bpm=bpm, steps_per_beat=steps_per_beat, swing_pct=swing_pct)
+    return float(np.percentile(dist, GRID_FIT_QUANTILE))
 
 
 def prefer_grid_fit(candidates: Sequence[TempoCandidate], times_s: ArrayLike, weights: ArrayLike, *,
@@ -199,7 +206,7 @@ def _phase_scan(times: np.ndarray, weights: np.ndarray, grid: Grid, period_s: fl
     return best
 
 
-def _per_slot(times, weights, slots) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def per_slot(times, weights, slots) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One point per slot: the weighted median of its onsets (a grace note or a stray
     onset does not pull), weighted like its strongest onset."""
     order = np.lexsort((times, slots))
@@ -217,7 +224,7 @@ def _per_slot(times, weights, slots) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 def _lsq(times, weights, slots, swing_pct, step_s, fix_step: bool) -> tuple[float, float]:
     """Weighted least squares of time = offset + position(slot) * step; returns (offset, step)."""
-    times, weights, slots = _per_slot(times, weights, slots)
+    times, weights, slots = per_slot(times, weights, slots)
     pos = _positions(slots, swing_pct)
     w = np.sqrt(weights)  # soft strokes count, a little less
     if fix_step:
