@@ -63,9 +63,9 @@ def _paths(stems: Sequence[Path | str]) -> list[Path]:
 def _load_and_analyse(paths: list[Path], options: AnalyseOptions, progress: Optional[Progress]):
     from ..analyse import analyse_session
     from ..audio_io import load_session
-    from ..engine import channel_minutes_of, choose_engine
-
     from ..clicktrack import set_aside
+    from ..engine import channel_minutes_of, choose_engine
+    from ..midi_io import read_tempo_map
 
     tell = progress or (lambda stage, fraction: None)
     tempo_map = read_tempo_map(options.tempo_map) if options.tempo_map is not None else None
@@ -96,12 +96,6 @@ def _grid_fit(analysis, *, force: bool) -> list[str]:
     if not force:
         raise GridFitError(line)
     return [f"--force: editing anyway, though {line.split(': ', 1)[1].rsplit('; --force', 1)[0]}"]
-
-
-def read_tempo_map(path: Path):
-    from ..midi_io import read_tempo_map as read
-
-    return read(path)
 
 
 def _click_map(path: Path, clicks: Mapping, untouched: Sequence, sample_rate: int):
